@@ -1,0 +1,123 @@
+"""The `chimera` command: operations on the stack and the schema.
+
+Each sub-command only parses its arguments and hands on to the module that
+owns the work; imports happen inside the handlers so `chimera dev status`
+does not pay for aiokafka or asyncpg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from chimera.devstack.config import PROJECT_ROOT, DevStackError
+from shared.settings import ConfigError, ServiceSettings, load
+
+
+def _settings() -> ServiceSettings:
+    return load(ServiceSettings)
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from chimera.devstack import stack
+
+    if args.action == "up":
+        running = stack.ensure_up()
+        print("kafka     up  " + running.kafka_bootstrap_servers)
+        print("postgres  up  " + running.database_url)
+        print("# export these to point clients at it (also in .chimera/stack.env):")
+        for key, value in running.as_env().items():
+            print(f"export {key}={value}")
+        return 0
+    if args.action == "down":
+        stack.down()
+        print("stack stopped")
+        return 0
+    parts = stack.status()
+    for name, running, detail in parts:
+        print(f"{name:<9} {'up' if running else 'down':<4}{detail}")
+    return 0 if all(running for _, running, _ in parts) else 3
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from shared import schemas
+
+    directory = Path(args.dir)
+    if args.check:
+        drifted = schemas.drifted(directory)
+        for name in drifted:
+            print(f"out of date: {directory / name}", file=sys.stderr)
+        if drifted:
+            print("run `chimera schemas` to regenerate", file=sys.stderr)
+        return 1 if drifted else 0
+    for path in schemas.write_schemas(directory):
+        print(f"wrote {path}")
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from shared.db.migrate import migrate_database
+
+    applied = asyncio.run(migrate_database(_settings()))
+    print("\n".join(f"applied {name}" for name in applied) or "database is up to date")
+    return 0
+
+
+def _retention(_: argparse.Namespace) -> int:
+    from shared.db.partitions import run_retention
+
+    dropped = asyncio.run(run_retention(_settings()))
+    print("\n".join(f"dropped {name}" for name in dropped) or "nothing older than the retention")
+    return 0
+
+
+def _topics(_: argparse.Namespace) -> int:
+    from shared.kafka.topics import ensure_topics
+
+    created = asyncio.run(ensure_topics(_settings()))
+    print("\n".join(f"created {name}" for name in created) or "all topics exist")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chimera", description="Chimera Monitor operations")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="the local Kafka + PostgreSQL stack")
+    dev.add_argument("action", choices=["up", "down", "status"])
+    dev.set_defaults(handler=_dev)
+
+    schemas = commands.add_parser("schemas", help="write (or --check) the JSON Schemas of the events")
+    schemas.add_argument("--dir", default=str(PROJECT_ROOT / "schemas"))
+    schemas.add_argument("--check", action="store_true", help="exit 1 if schemas/ is out of date")
+    schemas.set_defaults(handler=_schemas)
+
+    commands.add_parser("migrate", help="apply pending database migrations").set_defaults(handler=_migrate)
+    commands.add_parser(
+        "retention", help="create partitions ahead and drop those past retention"
+    ).set_defaults(handler=_retention)
+    commands.add_parser("topics", help="create the Kafka topics that are missing").set_defaults(
+        handler=_topics
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"chimera: {exc}", file=sys.stderr)
+        return 2
+    except DevStackError as exc:
+        print(f"chimera: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
