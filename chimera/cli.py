@@ -82,6 +82,13 @@ def _topics(_: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(_: argparse.Namespace) -> int:
+    from chimera.demo import run_demo
+
+    asyncio.run(run_demo(_settings()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chimera", description="Chimera Monitor operations")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("topics", help="create the Kafka topics that are missing").set_defaults(
         handler=_topics
     )
+    commands.add_parser(
+        "demo", help="stream a simulated pool into Kafka and show live figures until Ctrl-C"
+    ).set_defaults(handler=_demo)
     return parser
 
 
