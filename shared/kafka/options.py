@@ -23,14 +23,16 @@ _TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 class KafkaClientError(Exception):
     """A Kafka operation failed. `retriable` says whether the same call may succeed later."""
 
-    def __init__(self, message: str, *, retriable: bool, cause: BaseException | None = None) -> None:
+    def __init__(
+        self, message: str, *, retriable: bool, cause: BaseException | None = None
+    ) -> None:
         super().__init__(message)
         self.retriable = retriable
         self.cause = cause
 
 
 def is_retriable(exc: BaseException) -> bool:
-    """Whether a failure is transient (broker away, leader moving, slow) rather than a fault of ours.
+    """Whether a failure is transient (broker away, leader moving) rather than a fault of ours.
 
     aiokafka marks most transient broker errors with `retriable = True`, but not
     `KafkaTimeoutError`, and a timeout is the typical symptom of an unreachable
@@ -44,7 +46,7 @@ def is_retriable(exc: BaseException) -> bool:
 
 
 def _ssl_context(settings: ServiceSettings) -> ssl.SSLContext:
-    context = create_ssl_context(
+    context: ssl.SSLContext = create_ssl_context(
         cafile=settings.kafka_ssl_cafile,
         certfile=settings.kafka_ssl_certfile,
         keyfile=settings.kafka_ssl_keyfile,
@@ -60,7 +62,9 @@ def client_options(settings: ServiceSettings) -> dict[str, Any]:
     protocol = settings.kafka_security_protocol
     options: dict[str, Any] = {
         "bootstrap_servers": [
-            server.strip() for server in settings.kafka_bootstrap_servers.split(",") if server.strip()
+            server.strip()
+            for server in settings.kafka_bootstrap_servers.split(",")
+            if server.strip()
         ],
         "security_protocol": protocol,
     }

@@ -8,8 +8,10 @@ tenants) share one broker.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
@@ -95,31 +97,47 @@ async def ensure_topics(settings: ServiceSettings, *, timeout_ms: int = 30_000) 
     Asks the broker to create every topic and treats TOPIC_ALREADY_EXISTS as
     success, which also covers another process creating the same topic at the
     same moment. Existing topics are left as they are (partition counts and
-    configs are not altered).
+    configs are not altered). Returns once the broker serves every catalogue
+    topic, so producers and consumers started next find them; raises
+    TopicError (retriable) if that takes longer than `timeout_ms`.
     """
     specs = topic_specs(settings)
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=timeout_ms)
     try:
-        await admin.start()
-        response = await admin.create_topics(
-            [
-                NewTopic(
-                    s.name,
-                    num_partitions=s.partitions,
-                    replication_factor=settings.kafka_replication_factor,
-                    topic_configs=s.config,
-                )
-                for s in specs
-            ],
-            timeout_ms=timeout_ms,
-        )
+        async with asyncio.timeout(timeout_ms / 1000):
+            await admin.start()
+            created = await _create(admin, specs, settings.kafka_replication_factor, timeout_ms)
+            await _wait_until_served(admin, [s.name for s in specs])
+    except TimeoutError as exc:
+        raise TopicError(
+            f"topics not ready within {timeout_ms} ms", retriable=True, cause=exc
+        ) from exc
     except KafkaError as exc:
         raise TopicError(
             f"cannot create topics: {exc}", retriable=is_retriable(exc), cause=exc
         ) from exc
     finally:
         await admin.close()
+    if created:
+        log.info("created Kafka topics: %s", ", ".join(created))
+    return created
 
+
+async def _create(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec], replication: int, timeout_ms: int
+) -> list[str]:
+    response = await admin.create_topics(
+        [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=replication,
+                topic_configs=s.config,
+            )
+            for s in specs
+        ],
+        timeout_ms=timeout_ms,
+    )
     created: list[str] = []
     failures: dict[str, tuple[int, str | None]] = {}
     # Every response version lists (topic, error_code, ...) per topic.
@@ -139,7 +157,28 @@ async def ensure_topics(settings: ServiceSettings, *, timeout_ms: int = 30_000) 
             retriable=all(error.retriable for error in errors),
             failures=failures,
         )
-    if created:
-        log.info("created Kafka topics: %s", ", ".join(created))
     order = {s.name: i for i, s in enumerate(specs)}
     return sorted(created, key=order.__getitem__)
+
+
+async def _wait_until_served(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Wait until the broker's metadata lists every topic with a leader for each partition.
+
+    CreateTopics answers once the controller has committed the topic; the
+    broker's metadata cache catches up a moment later. Until then clients see
+    UNKNOWN_TOPIC_OR_PARTITION or partitions without leaders, so returning
+    earlier would hand the caller topics it cannot use yet.
+    """
+    delay = 0.02
+    while True:
+        described = await admin.describe_topics(names)
+        if len(described) == len(names) and all(_served(t) for t in described):
+            return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _served(topic: dict[str, Any]) -> bool:
+    partitions = topic["partitions"]
+    leaders = all(p["leader"] >= 0 for p in partitions)
+    return topic["error_code"] == 0 and bool(partitions) and leaders
