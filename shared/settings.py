@@ -64,6 +64,9 @@ class ServiceSettings(BaseSettings):
     retention_pool_metrics_days: int = Field(default=90, ge=1)
     partitions_ahead_days: int = Field(default=7, ge=1, le=366)
 
+    # Contract section 2: hashes per unit of difficulty; 2^32 for SHA-256d pools.
+    hashrate_multiplier: float = Field(default=2.0**32, gt=0)
+
     prometheus_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

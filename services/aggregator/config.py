@@ -10,5 +10,3 @@ class AggregatorSettings(ServiceSettings):
     metrics_port: int = Field(default=9101, ge=1, le=65535)
     # Contract section 1: a repeated event_id within this horizon counts once.
     dedup_horizon_ms: int = Field(default=10 * 60 * 1000, ge=0)
-    # Contract section 2: the multiplier of SHA-256d; other algorithms differ.
-    hashrate_multiplier: float = Field(default=2.0**32, gt=0)

@@ -1,0 +1,95 @@
+"""Wires the ingest service: settings -> clients -> stores -> the API app's state.
+
+The one place that knows which concrete adapter serves which port; routes
+receive the `Container` through `request.app.state.container`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+from prometheus_client import CollectorRegistry
+
+from services.ingest.adapters.dashboards import DashboardStore
+from services.ingest.adapters.event_sink import EventSink
+from services.ingest.adapters.keys import ApiKeyStore, KeyAuthenticator
+from services.ingest.adapters.metrics_persister import MetricsPersister
+from services.ingest.adapters.metrics_store import MetricsStore
+from services.ingest.adapters.prometheus import PrometheusClient
+from services.ingest.adapters.stats import StatsReader
+from services.ingest.config import IngestSettings
+from services.ingest.domain.custom_metrics import CustomMetrics
+from services.ingest.domain.ratelimit import KeyRateLimiter
+from services.ingest.telemetry import IngestTelemetry
+from shared.db.pool import create_pool
+from shared.http.plugins import ApiPlugin, load_factory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    settings: IngestSettings
+    pool: asyncpg.Pool
+    events: EventSink
+    registry: CollectorRegistry
+    telemetry: IngestTelemetry
+    keys: ApiKeyStore
+    authenticator: KeyAuthenticator
+    rate_limiter: KeyRateLimiter
+    custom_metrics: CustomMetrics
+    metrics_store: MetricsStore
+    metrics_persister: MetricsPersister
+    dashboards: DashboardStore
+    stats: StatsReader
+    prometheus: PrometheusClient
+    plugins: list[ApiPlugin] = field(default_factory=list)
+    _started: list[object] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Start the parts that own connections or tasks, in dependency order."""
+        for part in (self.events, self.authenticator, self.metrics_persister, self.prometheus, *self.plugins):
+            await part.start()  # type: ignore[attr-defined]
+            self._started.append(part)
+
+    async def stop(self) -> None:
+        """Stop in reverse order; safe to call twice."""
+        while self._started:
+            part = self._started.pop()
+            try:
+                await part.stop()  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 - keep stopping the rest, report each
+                log.exception("stopping %s failed", type(part).__name__)
+        await self.pool.close()
+
+
+async def bootstrap(settings: IngestSettings) -> Container:
+    pool = await create_pool(settings)
+    registry = CollectorRegistry(auto_describe=True)
+    telemetry = IngestTelemetry(registry)
+    keys = ApiKeyStore(pool)
+    custom_metrics = CustomMetrics(max_series=settings.custom_metrics_max_series)
+    registry.register(custom_metrics.collector())
+    container = Container(
+        settings=settings,
+        pool=pool,
+        # Never fails to start when Kafka is down: POST /v1/events answers 503
+        # and /readyz says not ready until the broker answers again.
+        events=EventSink(settings, telemetry),
+        registry=registry,
+        telemetry=telemetry,
+        keys=keys,
+        authenticator=KeyAuthenticator(keys),
+        rate_limiter=KeyRateLimiter(default_per_second=settings.rate_limit_per_second,
+                                    burst_s=settings.rate_limit_burst_s),
+        custom_metrics=custom_metrics,
+        metrics_store=MetricsStore(pool),
+        metrics_persister=MetricsPersister(settings, MetricsStore(pool), telemetry),
+        dashboards=DashboardStore(pool),
+        stats=StatsReader(pool, hashrate_multiplier=settings.hashrate_multiplier),
+        prometheus=PrometheusClient(settings.prometheus_url),
+        plugins=[load_factory(spec)(settings, pool) for spec in settings.api_plugins],
+    )
+    return container

@@ -1,0 +1,80 @@
+"""One error shape for every HTTP API: `{"error": "...", "details": [...]}` (CONTRACT.md section 3).
+
+Handlers raise `ApiError` (or FastAPI's own validation errors, which are
+translated here); nothing a client sends may turn into a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error meant for the client: status, a sentence, optional per-field details."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        details: Sequence[Mapping[str, Any]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.details = [dict(d) for d in details]
+        self.headers = dict(headers or {})
+
+
+def error_response(
+    status: int, error: str, details: Sequence[Mapping[str, Any]] = (),
+    headers: Mapping[str, str] | None = None,
+) -> ORJSONResponse:
+    return ORJSONResponse(
+        {"error": error, "details": [dict(d) for d in details]}, status_code=status,
+        headers=dict(headers or {}),
+    )
+
+
+def _field(loc: Sequence[Any]) -> str:
+    # FastAPI prefixes the source ("body", "query", "path", "header"); keep it
+    # for parameters so "query.limit" and "body.name" stay unambiguous.
+    return ".".join(str(part) for part in loc)
+
+
+async def _api_error(_: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.error, exc.details, exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")}
+               for e in exc.errors()]
+    return error_response(422, "request is invalid", details)
+
+
+async def _http_error(_: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return error_response(exc.status_code, str(exc.detail), (), getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
