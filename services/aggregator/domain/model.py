@@ -1,0 +1,232 @@
+"""The aggregator's whole pure state: events in, minute deltas and figures out.
+
+Per share batch: dedup (event-time horizon) -> lateness (watermark, event by
+event in stream order) -> fold into worker-minute deltas -> roll up to pool
+minutes -> windows, liveness and round effort, each once per minute bucket.
+The returned deltas are what storage needs; a `MinuteTable` (table.py) turns
+them into absolute rows for idempotent upserts.
+
+The share watermark (newest share event time) alone drives lateness: block and
+miner events arrive on other topics with their own lag, and letting them move
+the watermark would make share classification depend on topic interleaving.
+For strict replay determinism keep one model per input partition (a miner's
+events all land in one partition) and add pool figures across partitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.events import BlockEvent, MinerEvent, ShareEvent
+
+from .accumulator import WindowAccumulator, WindowTotals
+from .blocks import LUCK_WINDOWS, BlockLedger, BlockUpdate, fold_round_seconds
+from .dedup import Deduplicator
+from .lateness import MAX_LATENESS_MS, classify_lateness
+from .liveness import Liveness
+from .minutes import (
+    MinuteStats,
+    PoolMinuteKey,
+    WorkerKey,
+    WorkerMinuteKey,
+    fold_shares,
+    minute_start,
+    roll_up_pools,
+)
+from .snapshot import build_snapshot
+from .windows import DEFAULT_MULTIPLIER
+
+__all__ = ["BlockBatchResult", "PoolAggregate", "ShareBatchResult"]
+
+
+@dataclass(slots=True)
+class ShareBatchResult:
+    received: int = 0
+    duplicates: int = 0
+    late: int = 0  # counted into an already complete minute
+    too_late: int = 0  # older than the lateness limit: dropped
+    worker_deltas: dict[WorkerMinuteKey, MinuteStats] = field(default_factory=dict)
+    pool_deltas: dict[PoolMinuteKey, MinuteStats] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BlockBatchResult:
+    duplicates: int = 0
+    updates: list[BlockUpdate] = field(default_factory=list)
+    worker_deltas: dict[WorkerMinuteKey, MinuteStats] = field(default_factory=dict)
+    pool_deltas: dict[PoolMinuteKey, MinuteStats] = field(default_factory=dict)
+
+
+class PoolAggregate:
+    """Everything the aggregator computes, for the events of one or more pools."""
+
+    def __init__(
+        self,
+        *,
+        multiplier: float = DEFAULT_MULTIPLIER,
+        dedup: Deduplicator | None = None,
+        liveness: Liveness | None = None,
+        ledger: BlockLedger | None = None,
+        max_lateness_ms: int = MAX_LATENESS_MS,
+    ) -> None:
+        self.multiplier = multiplier
+        self.dedup = dedup if dedup is not None else Deduplicator()
+        self.liveness = liveness if liveness is not None else Liveness()
+        self.ledger = ledger if ledger is not None else BlockLedger()
+        self.workers: WindowAccumulator[WorkerKey] = WindowAccumulator()
+        self.pools: WindowAccumulator[str] = WindowAccumulator()
+        self.watermark_ms = 0
+        self._max_lateness_ms = max_lateness_ms
+        self._miner_workers: dict[tuple[str, str], list[str]] = {}
+        self._assigned_difficulty: dict[WorkerKey, float] = {}
+
+    # --- ingestion --------------------------------------------------------------
+
+    def ingest_shares(self, shares: Sequence[ShareEvent]) -> ShareBatchResult:
+        result = ShareBatchResult(received=len(shares))
+        fresh = self.dedup.fresh(shares)
+        result.duplicates = len(shares) - len(fresh)
+        kept: list[ShareEvent] = []
+        wm = self.watermark_ms
+        limit = self._max_lateness_ms
+        for share in fresh:
+            ts = share.ts_ms
+            if ts >= wm:
+                wm = ts
+            else:
+                kind = classify_lateness(ts, wm, limit)
+                if kind == "too_late":
+                    result.too_late += 1
+                    continue
+                if kind == "late":
+                    result.late += 1
+            kept.append(share)
+        self.watermark_ms = wm
+        deltas = result.worker_deltas = fold_shares(kept)
+        pool_deltas = result.pool_deltas = roll_up_pools(deltas)
+        self._apply(deltas, pool_deltas)
+        self.ledger.add_round_seconds(fold_round_seconds(kept))
+        return result
+
+    def _apply(
+        self,
+        deltas: dict[WorkerMinuteKey, MinuteStats],
+        pool_deltas: dict[PoolMinuteKey, MinuteStats],
+    ) -> None:
+        add = self.workers.add
+        observe = self.liveness.observe_minute
+        for (pool, miner, worker, minute), stats in deltas.items():
+            key = (pool, miner, worker)
+            accepted = stats.accepted
+            submitted = accepted + stats.rejected + stats.stale
+            difficulty = stats.difficulty_accepted
+            if add(key, minute, accepted, submitted, difficulty):
+                self._miner_workers.setdefault((pool, miner), []).append(worker)
+            if stats.last_share_ms:
+                observe(key, minute, submitted, stats.last_share_ms, accepted, difficulty)
+        for (pool, minute), stats in pool_deltas.items():
+            self.pools.add(pool, minute, stats.accepted, stats.submitted, stats.difficulty_accepted)
+
+    def ingest_blocks(self, blocks: Sequence[BlockEvent]) -> BlockBatchResult:
+        """Block events: statuses by hash, rounds, and blocks_found in minute rows."""
+        result = BlockBatchResult()
+        fresh = self.dedup.fresh(blocks)
+        result.duplicates = len(blocks) - len(fresh)
+        for event in fresh:
+            update = self.ledger.observe(event)
+            result.updates.append(update)
+            block = update.block
+            if update.is_new:
+                self._count_block(result, block.pool, block.miner, block.worker, block.found_at_ms, 1)
+            elif update.moved_from_ms is not None:
+                self._count_block(result, block.pool, block.miner, block.worker, update.moved_from_ms, -1)
+                self._count_block(result, block.pool, block.miner, block.worker, block.found_at_ms, 1)
+        return result
+
+    @staticmethod
+    def _count_block(
+        result: BlockBatchResult, pool: str, miner: str, worker: str, ts_ms: int, n: int
+    ) -> None:
+        minute = minute_start(ts_ms)
+        worker_key = (pool, miner, worker, minute)
+        row = result.worker_deltas.get(worker_key)
+        if row is None:
+            row = result.worker_deltas[worker_key] = MinuteStats()
+        row.blocks_found += n
+        pool_key = (pool, minute)
+        total = result.pool_deltas.get(pool_key)
+        if total is None:
+            total = result.pool_deltas[pool_key] = MinuteStats()
+        total.blocks_found += n
+
+    def ingest_miner_events(self, events: Iterable[MinerEvent]) -> int:
+        """Connection events; returns how many were fresh."""
+        fresh = 0
+        for event in events:
+            if self.dedup.seen_before(event.event_id, event.ts_ms):
+                continue
+            fresh += 1
+            key = (event.pool, event.miner, event.worker)
+            self.liveness.observe_connection(key, event.node, event.state, event.ts_ms)
+            if event.difficulty is not None:
+                self._assigned_difficulty[key] = event.difficulty
+        return fresh
+
+    # --- figures ----------------------------------------------------------------
+
+    def miners(self, pool: str | None = None) -> Iterator[tuple[str, str]]:
+        return (k for k in self._miner_workers if pool is None or k[0] == pool)
+
+    def worker_snapshot(self, key: WorkerKey, as_of_ms: int) -> dict[str, Any]:
+        totals = self.workers.totals(key, as_of_ms)
+        return build_snapshot(
+            totals,
+            multiplier=self.multiplier,
+            online=self.liveness.is_online(key, as_of_ms),
+            last_share_at_ms=self.liveness.last_share_ms(key),
+            share_difficulty=self._assigned_difficulty.get(key),
+            extra={"pool": key[0], "miner": key[1], "worker": key[2]},
+        )
+
+    def miner_snapshot(self, pool: str, miner: str, as_of_ms: int) -> dict[str, Any]:
+        names = self._miner_workers.get((pool, miner), [])
+        workers = [self.worker_snapshot((pool, miner, w), as_of_ms) for w in names]
+        total = WindowTotals.empty(as_of_ms)
+        for w in names:
+            total = total + self.workers.totals((pool, miner, w), as_of_ms)
+        last = [w["last_share_at_ms"] for w in workers if w["last_share_at_ms"] is not None]
+        return build_snapshot(
+            total,
+            multiplier=self.multiplier,
+            online=any(w["online"] for w in workers),
+            last_share_at_ms=max(last) if last else None,
+            extra={"pool": pool, "miner": miner, "workers": workers},
+        )
+
+    def pool_snapshot(self, pool: str, as_of_ms: int) -> dict[str, Any]:
+        ledger = self.ledger
+        luck = {str(n): ledger.luck(pool, n).luck for n in LUCK_WINDOWS}
+        return build_snapshot(
+            self.pools.totals(pool, as_of_ms),
+            multiplier=self.multiplier,
+            extra={
+                "pool": pool,
+                "active_workers": self.liveness.active_workers(as_of_ms, pool),
+                "active_miners": self.liveness.active_miners(as_of_ms, pool),
+                "blocks_found": ledger.blocks_found(pool),
+                "round_effort": ledger.current_effort(pool),
+                "luck": luck,
+            },
+        )
+
+    def prune(self, as_of_ms: int) -> None:
+        """Drop state of keys idle for longer than the 24h window (and liveness retention)."""
+        self.workers.prune(as_of_ms)
+        self.pools.prune(as_of_ms)
+        self.liveness.prune(as_of_ms)
+        for (pool, miner), names in list(self._miner_workers.items()):
+            names[:] = [w for w in names if (pool, miner, w) in self.workers]
+            if not names:
+                del self._miner_workers[(pool, miner)]

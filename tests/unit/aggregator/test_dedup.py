@@ -1,0 +1,107 @@
+"""Deduplication by event_id within an event-time horizon, in bounded memory."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import pytest
+
+from services.aggregator.domain.dedup import Deduplicator, stable_hash64
+
+from .samples import MIN, T0_MS
+
+pytestmark = pytest.mark.unit
+
+
+@dataclass(frozen=True)
+class Ev:
+    event_id: str
+    ts_ms: int
+
+
+def test_repeat_within_the_horizon_counts_once() -> None:
+    d = Deduplicator(horizon_ms=10 * MIN)
+    assert not d.seen_before("a", T0_MS)
+    for later in (1, MIN, 9 * MIN):  # the stream moves on, the retry still comes
+        d.seen_before(f"other-{later}", T0_MS + later)
+        assert d.seen_before("a", T0_MS)
+
+
+def test_repeat_after_the_horizon_counts_again() -> None:
+    d = Deduplicator(horizon_ms=10 * MIN, bucket_ms=10_000)
+    assert not d.seen_before("a", T0_MS)
+    d.seen_before("tick", T0_MS + 10 * MIN + 10_000)  # bucket end + horizon reached
+    assert not d.seen_before("a", T0_MS)
+
+
+def test_late_event_is_remembered_a_horizon_after_it_arrived() -> None:
+    d = Deduplicator(horizon_ms=10 * MIN)
+    d.seen_before("now", T0_MS + 60 * MIN)
+    assert not d.seen_before("late", T0_MS)  # an hour old, far beyond the horizon
+    d.seen_before("tick", T0_MS + 65 * MIN)
+    assert d.seen_before("late", T0_MS)  # its retry five minutes later is caught
+    d.seen_before("tick2", T0_MS + 71 * MIN)
+    assert not d.seen_before("late", T0_MS)
+
+
+def test_compacted_buckets_still_answer() -> None:
+    d = Deduplicator(compact_after_ms=20_000, bucket_ms=10_000)
+    ids = [f"id{i}" for i in range(5_000)]
+    for i, eid in enumerate(ids):
+        d.seen_before(eid, T0_MS + i % 10_000)
+    d.seen_before("tick", T0_MS + 2 * MIN)  # the first bucket is frozen into an array now
+    assert all(d.seen_before(eid, T0_MS + i % 10_000) for i, eid in enumerate(ids))
+    assert not d.seen_before("new-late", T0_MS + 5)  # a late addition to a frozen bucket
+    assert d.seen_before("new-late", T0_MS + 5)
+    assert len(d) == 5_000 + 2
+
+
+def test_batch_form_keeps_order_and_drops_repeats_inside_the_batch() -> None:
+    d = Deduplicator()
+    batch = [Ev("a", T0_MS), Ev("b", T0_MS + 1), Ev("a", T0_MS), Ev("c", T0_MS + 2)]
+    assert [e.event_id for e in d.fresh(batch)] == ["a", "b", "c"]
+    assert d.fresh([Ev("b", T0_MS + 1), Ev("d", T0_MS + 3)]) == [Ev("d", T0_MS + 3)]
+
+
+def test_outcome_does_not_depend_on_batch_boundaries() -> None:
+    rng = random.Random(4)
+    events = []
+    for i in range(20_000):
+        ts = T0_MS + i * 50 - rng.choice([0, 0, 0, 5_000, 11 * MIN, 60 * MIN])
+        events.append(Ev(f"e{rng.randrange(8_000)}", ts))
+    one = Deduplicator(hash_fn=stable_hash64).fresh(events)
+    split = Deduplicator(hash_fn=stable_hash64)
+    pieces: list[Ev] = []
+    i = 0
+    while i < len(events):
+        n = rng.randrange(1, 700)
+        pieces += split.fresh(events[i : i + n])
+        i += n
+    assert pieces == one
+
+
+def test_memory_stays_bounded_under_a_million_ids() -> None:
+    cap = 100_000
+    d = Deduplicator(horizon_ms=10 * MIN, max_entries=cap)
+    for i in range(1_000_000):  # 1,000 ids a second of event time for 1,000 s
+        assert not d.seen_before(f"evt-{i}", T0_MS + i)
+        if i % 50_000 == 0:
+            assert len(d) <= cap
+    assert len(d) <= cap
+    assert d.evicted >= 1_000_000 - cap
+
+
+def test_horizon_alone_bounds_memory() -> None:
+    d = Deduplicator(horizon_ms=MIN, bucket_ms=1_000)
+    for i in range(200_000):  # 1,000 ids/s for 200 s; the horizon holds ~61 s of them
+        d.seen_before(str(i), T0_MS + i)
+    assert len(d) <= 62_000
+    assert d.evicted == 0
+
+
+def test_stable_hash_is_process_independent() -> None:
+    assert stable_hash64("n1-000001") == stable_hash64("n1-000001")
+    assert stable_hash64("n1-000001") != stable_hash64("n1-000002")
+    assert -(2**63) <= stable_hash64("x") < 2**63
+    assert stable_hash64("abc") == 6455300059550759896  # pinned: persisted state depends on it
