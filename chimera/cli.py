@@ -89,6 +89,18 @@ def _demo(_: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from services.ingest.cli_keys import run_keys_command
+
+    return asyncio.run(run_keys_command(_settings(), args))
+
+
+def _ingest(_: argparse.Namespace) -> int:
+    from services.ingest.__main__ import main as ingest_main
+
+    return ingest_main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chimera", description="Chimera Monitor operations")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +124,24 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "demo", help="stream a simulated pool into Kafka and show live figures until Ctrl-C"
     ).set_defaults(handler=_demo)
+
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser(
+        "create", help="create a key; the key itself is printed once, as the last line"
+    )
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    create.add_argument("--scopes", required=True, help="comma-separated: ingest,read,admin")
+    create.add_argument("--rate-limit", type=float, default=None, metavar="N",
+                        help="requests per second for this key (default: the service's)")
+    key_actions.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = key_actions.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("id", help="the key's id, as `chimera keys list` shows it")
+    keys.set_defaults(handler=_keys)
+
+    commands.add_parser(
+        "ingest", help="run the ingest service and REST API (settings from the environment)"
+    ).set_defaults(handler=_ingest)
     return parser
 
 

@@ -47,32 +47,51 @@ class Container:
     prometheus: PrometheusClient
     plugins: list[ApiPlugin] = field(default_factory=list)
     _started: list[object] = field(default_factory=list)
+    _pool_closed: bool = False
 
     async def start(self) -> None:
-        """Start the parts that own connections or tasks, in dependency order."""
-        for part in (self.events, self.authenticator, self.metrics_persister, self.prometheus, *self.plugins):
-            await part.start()  # type: ignore[attr-defined]
-            self._started.append(part)
+        """Start the parts that own connections or tasks, in dependency order.
+
+        If one fails, those already started are stopped before the error propagates.
+        """
+        try:
+            for part in (self.events, self.authenticator, self.metrics_persister,
+                         self.prometheus, *self.plugins):
+                await part.start()  # type: ignore[attr-defined]
+                self._started.append(part)
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
-        """Stop in reverse order; safe to call twice."""
+        """Stop in reverse order (the event sink, which flushes the producer, last); safe to call twice."""
         while self._started:
             part = self._started.pop()
             try:
                 await part.stop()  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001 - keep stopping the rest, report each
                 log.exception("stopping %s failed", type(part).__name__)
-        await self.pool.close()
+        if not self._pool_closed:
+            self._pool_closed = True
+            await self.pool.close()
 
 
 async def bootstrap(settings: IngestSettings) -> Container:
     pool = await create_pool(settings)
+    try:
+        return _wire(settings, pool)
+    except BaseException:
+        await pool.close()
+        raise
+
+
+def _wire(settings: IngestSettings, pool: asyncpg.Pool) -> Container:
     registry = CollectorRegistry(auto_describe=True)
     telemetry = IngestTelemetry(registry)
     keys = ApiKeyStore(pool)
     custom_metrics = CustomMetrics(max_series=settings.custom_metrics_max_series)
     registry.register(custom_metrics.collector())
-    container = Container(
+    return Container(
         settings=settings,
         pool=pool,
         # Never fails to start when Kafka is down: POST /v1/events answers 503
@@ -81,7 +100,11 @@ async def bootstrap(settings: IngestSettings) -> Container:
         registry=registry,
         telemetry=telemetry,
         keys=keys,
-        authenticator=KeyAuthenticator(keys),
+        authenticator=KeyAuthenticator(
+            keys,
+            cache_ttl_s=settings.api_key_cache_ttl_s,
+            touch_interval_s=settings.api_key_touch_interval_s,
+        ),
         rate_limiter=KeyRateLimiter(default_per_second=settings.rate_limit_per_second,
                                     burst_s=settings.rate_limit_burst_s),
         custom_metrics=custom_metrics,
@@ -92,4 +115,3 @@ async def bootstrap(settings: IngestSettings) -> Container:
         prometheus=PrometheusClient(settings.prometheus_url),
         plugins=[load_factory(spec)(settings, pool) for spec in settings.api_plugins],
     )
-    return container

@@ -28,7 +28,7 @@ class Scope(StrEnum):
 class Principal:
     """An authenticated API key."""
 
-    key_id: int
+    key_id: str  # api_keys.id (a uuid)
     name: str
     scopes: frozenset[Scope]
     # Requests per second this key may make; None means the service default.

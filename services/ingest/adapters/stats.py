@@ -1,0 +1,136 @@
+"""Reads what the aggregator persists (`pool_metrics`, `miner_metrics`, `blocks`) for the stats API.
+
+SQL sums each window's complete minutes in one pass (one FILTER per window);
+domain/stats.py turns the sums into figures. Empty tables give the empty
+figures (zeros, None efficiency, no workers), never an error.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+import asyncpg
+
+from services.ingest.domain.stats import (
+    MINUTE,
+    WINDOWS_S,
+    HistoryRow,
+    MinerStats,
+    PoolStats,
+    WindowTotals,
+    WorkerTotals,
+    history_row,
+    miner_stats,
+    minute_start,
+    pool_stats,
+    window_starts,
+)
+
+_WINDOWS: Final = list(WINDOWS_S)
+
+
+def _window_sums(first_param: int, upper_bound: str) -> str:
+    """Per window i: difficulty d{i}, counts a{i} r{i} s{i}; window i starts at $(first_param + i)."""
+    exprs = []
+    for i in range(len(_WINDOWS)):
+        cond = f"ts >= ${first_param + i}{upper_bound}"
+        exprs.append(
+            f"coalesce(sum(difficulty_accepted) FILTER (WHERE {cond}), 0)::float8 AS d{i},"
+            f" coalesce(sum(accepted) FILTER (WHERE {cond}), 0)::bigint AS a{i},"
+            f" coalesce(sum(rejected) FILTER (WHERE {cond}), 0)::bigint AS r{i},"
+            f" coalesce(sum(stale) FILTER (WHERE {cond}), 0)::bigint AS s{i}"
+        )
+    return ",\n       ".join(exprs)
+
+
+def _totals(row: asyncpg.Record) -> dict[str, WindowTotals]:
+    return {name: WindowTotals(row[f"d{i}"], row[f"a{i}"], row[f"r{i}"], row[f"s{i}"])
+            for i, name in enumerate(_WINDOWS)}
+
+
+# $1 pool, $2 current minute m (exclusive end), $3.. window starts; the WHERE bounds make the FILTERs need no end.
+_POOL_SUMS: Final = f"""
+SELECT {_window_sums(3, "")}
+FROM pool_metrics WHERE pool = $1 AND ts >= ${3 + _WINDOWS.index("24h")} AND ts < $2
+"""
+
+# $1 pool, $2 miner, $3 m, $4.. window starts. No upper bound in WHERE: last_share_at
+# also looks at the current (incomplete) minute and the few ahead of it.
+_WORKER_SUMS: Final = f"""
+SELECT worker,
+       {_window_sums(4, " AND ts < $3")},
+       coalesce(max(best_difficulty) FILTER (WHERE ts < $3), 0)::float8 AS best_difficulty,
+       max(last_share_at) AS last_share_at
+FROM miner_metrics WHERE pool = $1 AND miner = $2 AND ts >= ${4 + _WINDOWS.index("24h")}
+GROUP BY worker
+"""
+
+_MINER_KNOWN: Final = """
+SELECT EXISTS (SELECT 1 FROM miner_metrics WHERE pool = $1 AND miner = $2)
+    OR EXISTS (SELECT 1 FROM blocks WHERE pool = $1 AND miner = $2)
+"""
+
+
+class UnknownMiner(Exception):
+    def __init__(self, pool: str, miner: str) -> None:
+        self.pool = pool
+        self.miner = miner
+        super().__init__(f"no miner {miner!r} in pool {pool!r}")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StatsReader:
+    def __init__(self, pool: asyncpg.Pool, hashrate_multiplier: float) -> None:
+        self._pool = pool
+        self.hashrate_multiplier = hashrate_multiplier
+
+    async def pool_stats(self, pool: str, *, now: datetime | None = None) -> PoolStats:
+        m = minute_start(now or _now())
+        starts = list(window_starts(m).values())
+        async with self._pool.acquire() as conn:
+            sums = await conn.fetchrow(_POOL_SUMS, pool, m, *starts)
+            # The latest complete minute's counts, as the aggregator judged liveness then.
+            active = await conn.fetchrow(
+                "SELECT active_miners, active_workers FROM pool_metrics WHERE pool = $1 AND ts = $2", pool, m - MINUTE)
+            blocks = await conn.fetchval("SELECT count(*) FROM blocks WHERE pool = $1", pool)
+        assert sums is not None
+        return pool_stats(
+            _totals(sums),
+            active_miners=active["active_miners"] if active else 0,
+            active_workers=active["active_workers"] if active else 0,
+            blocks_found=blocks,
+            as_of=m,
+            multiplier=self.hashrate_multiplier,
+        )
+
+    async def miner_stats(self, pool: str, miner: str, *, now: datetime | None = None) -> MinerStats:
+        """Raises UnknownMiner when the pool has never seen the miner."""
+        now = now or _now()
+        m = minute_start(now)
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_WORKER_SUMS, pool, miner, m, *window_starts(m).values())
+            if not rows and not await conn.fetchval(_MINER_KNOWN, pool, miner):
+                raise UnknownMiner(pool, miner)
+        workers = [WorkerTotals(r["worker"], _totals(r), r["best_difficulty"], r["last_share_at"]) for r in rows]
+        return miner_stats(miner, workers, now=now, multiplier=self.hashrate_multiplier)
+
+    async def miner_history(self, pool: str, miner: str, *, start: datetime, end: datetime,
+                            limit: int) -> list[HistoryRow]:
+        """Minute rows with start <= ts < end, oldest first; raises UnknownMiner as miner_stats does."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                """
+                SELECT ts, worker, accepted, rejected, stale, difficulty_accepted FROM miner_metrics
+                WHERE pool = $1 AND miner = $2 AND ts >= $3 AND ts < $4
+                ORDER BY ts, worker LIMIT $5
+                """,
+                pool, miner, start, end, limit,
+            )
+            if not rows and not await conn.fetchval(_MINER_KNOWN, pool, miner):
+                raise UnknownMiner(pool, miner)
+        return [history_row(r["ts"], r["worker"], r["accepted"], r["rejected"], r["stale"],
+                            r["difficulty_accepted"], multiplier=self.hashrate_multiplier) for r in rows]

@@ -1,0 +1,95 @@
+"""Operations endpoints, open without a key: /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from services.ingest.adapters.keys import DATABASE_ERRORS
+from services.ingest.api.app import container_of
+
+router = APIRouter(tags=["operations"])
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+class NotReady(Readiness):
+    error: str
+    details: list[dict[str, str]]
+
+
+def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _postgres_ok(request: Request, timeout_s: float) -> str | None:
+    """None when PostgreSQL answers a query in time, else why not."""
+    pool = container_of(request).pool
+    try:
+        async with asyncio.timeout(timeout_s):
+            await pool.fetchval("SELECT 1")
+    except DATABASE_ERRORS as exc:
+        return f"PostgreSQL did not answer: {exc!r}"
+    return None
+
+
+async def _kafka_ok(request: Request) -> str | None:
+    sink = container_of(request).events
+    if await sink.ready():
+        return None
+    return sink.last_error or "Kafka did not answer a metadata request"
+
+
+@router.get(
+    "/readyz",
+    summary="Kafka and PostgreSQL are reachable",
+    responses={
+        200: {"model": Readiness, "description": "Both answer"},
+        503: {"model": NotReady, "description": "A dependency is down; `details` says which"},
+    },
+)
+async def readyz(request: Request) -> Response:
+    timeout_s = container_of(request).settings.readiness_timeout_s
+    kafka, postgres = await asyncio.gather(_kafka_ok(request), _postgres_ok(request, timeout_s))
+    problems = {name: why for name, why in (("kafka", kafka), ("postgres", postgres)) if why}
+    checks = {name: ("down" if name in problems else "ok") for name in ("kafka", "postgres")}
+    if not problems:
+        return _json({"status": "ready", "checks": checks})
+    return _json(
+        {
+            "error": f"not ready: {' and '.join(problems)} unreachable",
+            "details": [{"field": name, "message": why} for name, why in problems.items()],
+            "status": "not ready",
+            "checks": checks,
+        },
+        503,
+        {"Retry-After": "5"},
+    )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of this service, custom metrics included",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request) -> Response:
+    # Rendering walks every series; in a thread so a large custom-metrics
+    # registry does not stall the event loop.
+    body = await asyncio.to_thread(generate_latest, container_of(request).registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,142 @@
+"""The stats API (CONTRACT.md section 3), read from what the aggregator persists."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Final, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel
+
+from services.ingest.adapters.stats import UnknownMiner
+from services.ingest.api.common_params import (
+    MINER_PARAM_PATTERN,
+    TIME_PARAM_DOC,
+    container,
+    error_responses,
+    time_range,
+)
+from services.ingest.domain.stats import (
+    EFFICIENCY_WINDOW,
+    ONLINE_WITHIN,
+    SHARES_RATE_WINDOW,
+    WORKER_TOTALS_WINDOW,
+    minute_start,
+)
+from shared.events import NAME_PATTERN
+from shared.http.auth import Scope, require_scope
+from shared.http.errors import ApiError
+
+router = APIRouter(tags=["stats"])
+
+_READ = Depends(require_scope(Scope.READ))
+Window = Literal["1m", "5m", "15m", "1h", "24h"]
+PoolName = Annotated[str, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+MinerId = Annotated[str, Path(min_length=1, max_length=128, pattern=MINER_PARAM_PATTERN)]
+HISTORY_DEFAULT_SPAN: Final = timedelta(hours=1)
+HISTORY_MAX_LIMIT: Final = 100_000
+
+_WINDOWS_DOC: Final = (
+    "Windows are made of complete minutes only: with m the start of the current minute, window W covers "
+    "[m - W, m), so figures are stable and lag real time by at most a minute. "
+    "Hashrate (H/s) = sum of accepted difficulty over W * HASHRATE_MULTIPLIER / W seconds."
+)
+
+
+class PoolStatsOut(BaseModel):
+    hashrate: dict[Window, float]
+    shares_per_second: float
+    active_miners: int
+    active_workers: int
+    efficiency: float | None
+    blocks_found: int
+    as_of: datetime
+
+
+class WorkerStatsOut(BaseModel):
+    worker: str
+    online: bool
+    last_share_at: datetime | None
+    hashrate: dict[Window, float]
+    accepted: int
+    rejected: int
+    stale: int
+    best_difficulty: float
+
+
+class MinerStatsOut(BaseModel):
+    miner: str
+    hashrate: dict[Window, float]
+    efficiency: float | None
+    workers: list[WorkerStatsOut]
+
+
+class HistoryRowOut(BaseModel):
+    ts: datetime
+    worker: str
+    accepted: int
+    rejected: int
+    stale: int
+    difficulty_accepted: float
+    hashrate: float
+
+
+def _not_found(exc: UnknownMiner) -> ApiError:
+    return ApiError(404, f"no miner {exc.miner!r} in pool {exc.pool!r}",
+                    [{"field": "path.miner", "message": "unknown miner"}])
+
+
+@router.get(
+    "/api/pool/stats", response_model=PoolStatsOut, responses=error_responses(401, 403, 422),
+    summary="Pool-wide figures",
+    description=f"{_WINDOWS_DOC} `shares_per_second`: shares of any status over the last {SHARES_RATE_WINDOW}. "
+                f"`efficiency`: accepted / all shares by count over the last {EFFICIENCY_WINDOW}, null without "
+                "shares. `active_miners`/`active_workers`: the aggregator's figures for the last complete minute. "
+                "`blocks_found`: every block the pool found (any status). `as_of`: m, the end of the windows. "
+                "A pool without data gives zeros, not an error.",
+)
+async def pool_stats(request: Request, pool: PoolName = "main", _: Any = _READ) -> PoolStatsOut:
+    stats = await container(request).stats.pool_stats(pool)
+    return PoolStatsOut(**asdict(stats))
+
+
+@router.get(
+    "/api/miners/{miner}/stats", response_model=MinerStatsOut, responses=error_responses(401, 403, 404, 422),
+    summary="One miner's figures, per worker",
+    description=f"{_WINDOWS_DOC} `efficiency` and each worker's accepted/rejected/stale/best_difficulty cover "
+                f"the last {WORKER_TOTALS_WINDOW}; workers listed are those with rows in it. A worker is `online` "
+                f"while its last share is at most {int(ONLINE_WITHIN.total_seconds())} s old (`last_share_at` "
+                "includes the current minute). 404 when the pool has never seen the miner.",
+)
+async def miner_stats(request: Request, miner: MinerId, pool: PoolName = "main", _: Any = _READ) -> MinerStatsOut:
+    try:
+        stats = await container(request).stats.miner_stats(pool, miner)
+    except UnknownMiner as exc:
+        raise _not_found(exc) from exc
+    return MinerStatsOut(**asdict(stats))
+
+
+@router.get(
+    "/api/miners/{miner}/history", response_model=list[HistoryRowOut], responses=error_responses(401, 403, 404, 422),
+    summary="One miner's minute rows, per worker",
+    description="One row per worker and minute whose start `ts` is in [`from`, `to`), oldest first; "
+                "`hashrate` = difficulty_accepted * HASHRATE_MULTIPLIER / 60. Default range: the last hour of "
+                "complete minutes. 404 when the pool has never seen the miner.",
+)
+async def miner_history(
+    request: Request,
+    miner: MinerId,
+    pool: PoolName = "main",
+    start: Annotated[str | None, Query(alias="from", description=f"Inclusive: {TIME_PARAM_DOC}")] = None,
+    end: Annotated[str | None, Query(alias="to", description=f"Exclusive: {TIME_PARAM_DOC}")] = None,
+    limit: Annotated[int, Query(ge=1, le=HISTORY_MAX_LIMIT)] = 10_000,
+    _: Any = _READ,
+) -> list[HistoryRowOut]:
+    since, until = time_range(start, end, default_span=HISTORY_DEFAULT_SPAN,
+                              default_end=minute_start(datetime.now(UTC)))
+    try:
+        rows = await container(request).stats.miner_history(pool, miner, start=since, end=until, limit=limit)
+    except UnknownMiner as exc:
+        raise _not_found(exc) from exc
+    return [HistoryRowOut(**asdict(r)) for r in rows]

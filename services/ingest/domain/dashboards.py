@@ -1,0 +1,114 @@
+"""Who may see and change a dashboard (CONTRACT.md section 3).
+
+- The owner is the API key that created it (`Principal.key_id`).
+- A public dashboard is readable by anyone, with or without a key, whatever
+  the key's scopes: it is public, so asking for `read` would protect nothing.
+- A private dashboard exists only for its owner: anyone else gets 404, never
+  403, so ids cannot be probed. The owner reads it with the `read` scope like
+  every other GET; an owner key without `read` gets 403 (it knows it exists).
+- Only the owner changes or deletes a dashboard (with `admin`, as all
+  dashboard writes): another key gets 404 for a private one and 403 for a
+  public one (which it can see anyway).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    id: str
+    name: str
+    description: str
+    config: dict[str, Any]
+    is_public: bool
+    owner: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The caller as far as dashboards care: its key id (None without a key) and whether it holds `read`."""
+
+    key_id: str | None
+    can_read: bool
+
+
+class Access(Enum):
+    ALLOWED = "allowed"
+    NOT_FOUND = "not_found"  # 404: the caller may not know it exists
+    FORBIDDEN = "forbidden"  # 403: the caller sees it but may not do this
+
+
+class DashboardError(Exception):
+    pass
+
+
+class ConfigTooLarge(DashboardError):
+    def __init__(self, size_bytes: int, max_bytes: int) -> None:
+        self.size_bytes = size_bytes
+        self.max_bytes = max_bytes
+        super().__init__(f"dashboard config is {size_bytes} bytes as JSON; the limit is {max_bytes}")
+
+
+class ConfigNotStorable(DashboardError):
+    """JSON that parsed but cannot be stored as jsonb (an integer beyond 64 bits, nesting deeper than 255)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"dashboard config cannot be stored: {reason}")
+
+
+def read_access(dashboard: Dashboard, viewer: Viewer) -> Access:
+    if dashboard.is_public:
+        return Access.ALLOWED
+    if viewer.key_id is None or viewer.key_id != dashboard.owner:
+        return Access.NOT_FOUND
+    return Access.ALLOWED if viewer.can_read else Access.FORBIDDEN
+
+
+def write_access(dashboard: Dashboard, key_id: str) -> Access:
+    if dashboard.owner == key_id:
+        return Access.ALLOWED
+    return Access.FORBIDDEN if dashboard.is_public else Access.NOT_FOUND
+
+
+def has_nul(value: Any) -> bool:
+    """Whether any string (key or value) in a JSON document holds U+0000, which jsonb cannot store."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def config_size_bytes(config: dict[str, Any]) -> int:
+    """Size as compact JSON: what is stored, independent of the client's whitespace."""
+    try:
+        encoded = orjson.dumps(config)
+    except orjson.JSONEncodeError as exc:
+        # The same encoder writes the jsonb column, so what it refuses here would fail there.
+        raise ConfigNotStorable(str(exc)) from None
+    if has_nul(config):
+        raise ConfigNotStorable("strings must not contain the NUL character (U+0000)")
+    return len(encoded)
+
+
+def check_config_size(config: dict[str, Any], max_bytes: int) -> None:
+    size = config_size_bytes(config)
+    if size > max_bytes:
+        raise ConfigTooLarge(size, max_bytes)

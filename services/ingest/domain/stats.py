@@ -1,0 +1,187 @@
+"""The figures of the stats API (CONTRACT.md sections 2 and 3), from the aggregator's minute rows.
+
+Windows are made of COMPLETE minutes only: with `m` the start of the current
+minute, window W covers [m - W, m). The current minute is still filling (and
+late shares keep landing in recent minutes for a while), so figures computed
+from complete minutes are stable, and lag real time by at most one minute;
+`as_of` says which minute they end at.
+
+- hashrate(W) = sum(difficulty_accepted over W) * hashrate_multiplier / W seconds
+- efficiency = accepted / (accepted + rejected + stale), by count, over
+  EFFICIENCY_WINDOW; None when there were no shares
+- shares_per_second = all shares (any status) over SHARES_RATE_WINDOW / its seconds
+- a worker is online while its last share is at most ONLINE_WITHIN old
+  (`is_online`; the aggregator will persist a better liveness flag)
+
+Pure functions over plain data; the SQL that gathers the sums is in adapters/stats.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final
+
+WINDOWS_S: Final[dict[str, int]] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "24h": 86_400}
+EFFICIENCY_WINDOW: Final = "24h"
+# Per-worker accepted/rejected/stale/best_difficulty cover the same window as efficiency.
+WORKER_TOTALS_WINDOW: Final = EFFICIENCY_WINDOW
+SHARES_RATE_WINDOW: Final = "5m"
+ONLINE_WITHIN: Final = timedelta(minutes=5)
+MINUTE: Final = timedelta(minutes=1)
+MINUTE_S: Final = 60
+
+
+def minute_start(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0)
+
+
+def window_starts(m: datetime) -> dict[str, datetime]:
+    """Start of each window ending at minute `m` (exclusive end)."""
+    return {name: m - timedelta(seconds=seconds) for name, seconds in WINDOWS_S.items()}
+
+
+def hashrate_hs(difficulty_sum: float, window_s: float, multiplier: float) -> float:
+    """Hashes per second behind `difficulty_sum` of accepted shares over `window_s` seconds."""
+    return difficulty_sum * multiplier / window_s
+
+
+def efficiency(accepted: int, rejected: int, stale: int) -> float | None:
+    total = accepted + rejected + stale
+    return accepted / total if total else None
+
+
+def is_online(last_share_at: datetime | None, now: datetime) -> bool:
+    """The one liveness rule of the stats API, until the aggregator persists its own."""
+    return last_share_at is not None and now - last_share_at <= ONLINE_WITHIN
+
+
+@dataclass(frozen=True)
+class WindowTotals:
+    """Sums over one window's complete minutes."""
+
+    difficulty: float = 0.0
+    accepted: int = 0
+    rejected: int = 0
+    stale: int = 0
+
+    @property
+    def shares(self) -> int:
+        return self.accepted + self.rejected + self.stale
+
+    def __add__(self, other: WindowTotals) -> WindowTotals:
+        return WindowTotals(self.difficulty + other.difficulty, self.accepted + other.accepted,
+                            self.rejected + other.rejected, self.stale + other.stale)
+
+
+Totals = Mapping[str, WindowTotals]  # window name -> totals; a missing window means nothing there
+
+
+def _get(totals: Totals, window: str) -> WindowTotals:
+    return totals.get(window) or WindowTotals()
+
+
+def hashrates(totals: Totals, multiplier: float) -> dict[str, float]:
+    return {name: hashrate_hs(_get(totals, name).difficulty, seconds, multiplier)
+            for name, seconds in WINDOWS_S.items()}
+
+
+def window_efficiency(totals: Totals) -> float | None:
+    t = _get(totals, EFFICIENCY_WINDOW)
+    return efficiency(t.accepted, t.rejected, t.stale)
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    hashrate: dict[str, float]
+    shares_per_second: float
+    active_miners: int
+    active_workers: int
+    efficiency: float | None
+    blocks_found: int
+    as_of: datetime
+
+
+def pool_stats(totals: Totals, *, active_miners: int, active_workers: int, blocks_found: int,
+               as_of: datetime, multiplier: float) -> PoolStats:
+    return PoolStats(
+        hashrate=hashrates(totals, multiplier),
+        shares_per_second=_get(totals, SHARES_RATE_WINDOW).shares / WINDOWS_S[SHARES_RATE_WINDOW],
+        active_miners=active_miners,
+        active_workers=active_workers,
+        efficiency=window_efficiency(totals),
+        blocks_found=blocks_found,
+        as_of=as_of,
+    )
+
+
+@dataclass(frozen=True)
+class WorkerTotals:
+    """What the SQL gathers per worker: window sums, best difficulty, last share (current minute included)."""
+
+    worker: str
+    totals: Totals = field(default_factory=dict)
+    best_difficulty: float = 0.0
+    last_share_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    worker: str
+    online: bool
+    last_share_at: datetime | None
+    hashrate: dict[str, float]
+    accepted: int
+    rejected: int
+    stale: int
+    best_difficulty: float
+
+
+@dataclass(frozen=True)
+class MinerStats:
+    miner: str
+    hashrate: dict[str, float]
+    efficiency: float | None
+    workers: list[WorkerStats]
+
+
+def miner_stats(miner: str, workers: Sequence[WorkerTotals], *, now: datetime,
+                multiplier: float) -> MinerStats:
+    # Sum the difficulties first, then convert once: the miner's figure is
+    # exactly what its summed minutes give, not a sum of rounded rates.
+    combined: dict[str, WindowTotals] = {name: WindowTotals() for name in WINDOWS_S}
+    out: list[WorkerStats] = []
+    for w in sorted(workers, key=lambda w: w.worker):
+        for name in WINDOWS_S:
+            combined[name] = combined[name] + _get(w.totals, name)
+        t = _get(w.totals, WORKER_TOTALS_WINDOW)
+        out.append(WorkerStats(
+            worker=w.worker,
+            online=is_online(w.last_share_at, now),
+            last_share_at=w.last_share_at,
+            hashrate=hashrates(w.totals, multiplier),
+            accepted=t.accepted,
+            rejected=t.rejected,
+            stale=t.stale,
+            best_difficulty=w.best_difficulty,
+        ))
+    return MinerStats(miner=miner, hashrate=hashrates(combined, multiplier),
+                      efficiency=window_efficiency(combined), workers=out)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    ts: datetime  # minute start
+    worker: str
+    accepted: int
+    rejected: int
+    stale: int
+    difficulty_accepted: float
+    hashrate: float
+
+
+def history_row(ts: datetime, worker: str, accepted: int, rejected: int, stale: int,
+                difficulty_accepted: float, *, multiplier: float) -> HistoryRow:
+    return HistoryRow(ts, worker, accepted, rejected, stale, difficulty_accepted,
+                      hashrate_hs(difficulty_accepted, MINUTE_S, multiplier))

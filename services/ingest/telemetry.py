@@ -1,0 +1,93 @@
+"""The ingest service's own Prometheus metrics, on the container's registry.
+
+Label values are bounded everywhere: event types are the three of the
+contract (or "other"), reasons a fixed list, routes are templates such as
+`/api/miners/{miner}/stats` (never raw paths), statuses HTTP codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS_S: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)
+_BATCH_EVENTS_BUCKETS: Final = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000)
+_BATCH_BYTES_BUCKETS: Final = tuple(float(2**n) for n in range(10, 25, 2))  # 1 KiB .. 16 MiB
+
+
+class RejectReason(StrEnum):
+    INVALID = "invalid"  # 422: validation failed (any event of the batch)
+    TOO_LARGE = "too_large"  # 413: too many events or bytes
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # 415
+    KAFKA_UNAVAILABLE = "kafka_unavailable"  # 503: not acknowledged, retriable
+    DELIVERY_FAILED = "delivery_failed"  # not acknowledged, not retriable
+
+
+class IngestTelemetry:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        # Other parts of the service (metrics persister, plugins) add their own metrics here.
+        self.registry = registry
+        self.events_received = Counter(
+            "chimera_ingest_events_received", "Events received in POST /v1/events bodies, by type",
+            ["type"], registry=registry,
+        )
+        self.events_accepted = Counter(
+            "chimera_ingest_events_accepted",
+            "Events acknowledged by Kafka and answered 202, by type", ["type"], registry=registry,
+        )
+        self.events_rejected = Counter(
+            "chimera_ingest_events_rejected", "Events of refused batches, by type and reason",
+            ["type", "reason"], registry=registry,
+        )
+        self.batches_rejected = Counter(
+            "chimera_ingest_batches_rejected",
+            "Refused POST /v1/events requests, by reason (also those whose events cannot be counted)",
+            ["reason"], registry=registry,
+        )
+        self.batch_events = Histogram(
+            "chimera_ingest_batch_events", "Events per valid POST /v1/events batch",
+            buckets=_BATCH_EVENTS_BUCKETS, registry=registry,
+        )
+        self.batch_bytes = Histogram(
+            "chimera_ingest_batch_bytes", "Body size of POST /v1/events requests read in full",
+            buckets=_BATCH_BYTES_BUCKETS, registry=registry,
+        )
+        self.request_duration_s = Histogram(
+            "chimera_http_request_duration_seconds",
+            "HTTP request latency by method, route template and status",
+            ["method", "route", "status"], buckets=_LATENCY_BUCKETS_S, registry=registry,
+        )
+        self.requests_in_flight = Gauge(
+            "chimera_http_requests_in_flight", "HTTP requests being served", registry=registry,
+        )
+        self.produce_duration_s = Histogram(
+            "chimera_kafka_produce_duration_seconds",
+            "Time from sending a batch to Kafka until every record is acknowledged (or failed)",
+            ["outcome"], buckets=_LATENCY_BUCKETS_S, registry=registry,
+        )
+        self.kafka_connected = Gauge(
+            "chimera_kafka_producer_connected", "1 while the ingest producer is connected",
+            registry=registry,
+        )
+        self.kafka_reconnects = Counter(
+            "chimera_kafka_producer_connects", "Successful producer (re)connections",
+            registry=registry,
+        )
+
+    def received(self, counts: Mapping[str, int]) -> None:
+        for kind, n in counts.items():
+            self.events_received.labels(kind).inc(n)
+
+    def accepted(self, counts: Mapping[str, int]) -> None:
+        for kind, n in counts.items():
+            self.events_accepted.labels(kind).inc(n)
+
+    def rejected(self, reason: RejectReason, counts: Mapping[str, int]) -> None:
+        self.batches_rejected.labels(reason.value).inc()
+        for kind, n in counts.items():
+            self.events_rejected.labels(kind, reason.value).inc(n)
