@@ -12,10 +12,18 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+import orjson
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
+
+
+class OrjsonResponse(JSONResponse):
+    """JSON rendered by orjson (FastAPI deprecates its own OrjsonResponse)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 class ApiError(Exception):
@@ -38,8 +46,8 @@ class ApiError(Exception):
 def error_response(
     status: int, error: str, details: Sequence[Mapping[str, Any]] = (),
     headers: Mapping[str, str] | None = None,
-) -> ORJSONResponse:
-    return ORJSONResponse(
+) -> OrjsonResponse:
+    return OrjsonResponse(
         {"error": error, "details": [dict(d) for d in details]}, status_code=status,
         headers=dict(headers or {}),
     )
@@ -51,24 +59,24 @@ def _field(loc: Sequence[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-async def _api_error(_: Request, exc: Exception) -> ORJSONResponse:
+async def _api_error(_: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.error, exc.details, exc.headers)
 
 
-async def _validation_error(_: Request, exc: Exception) -> ORJSONResponse:
+async def _validation_error(_: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, RequestValidationError)
     details = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")}
                for e in exc.errors()]
     return error_response(422, "request is invalid", details)
 
 
-async def _http_error(_: Request, exc: Exception) -> ORJSONResponse:
+async def _http_error(_: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, StarletteHTTPException)
     return error_response(exc.status_code, str(exc.detail), (), getattr(exc, "headers", None))
 
 
-async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> OrjsonResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal error")
 

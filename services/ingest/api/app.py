@@ -15,13 +15,12 @@ from typing import Any, Final
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import ORJSONResponse
 
 from services.ingest.adapters.keys import KeyStoreUnavailable
 from services.ingest.api.middleware import RequestTelemetry
 from services.ingest.bootstrap import Container, bootstrap
 from services.ingest.config import IngestSettings
-from shared.http.errors import error_response, install_error_handlers
+from shared.http.errors import OrjsonResponse, error_response, install_error_handlers
 
 API_TITLE: Final = "Chimera Monitor API"
 ROUTE_MODULES: Final = ("ops", "events", "metrics", "stats", "dashboards", "query")
@@ -32,7 +31,7 @@ def container_of(request: Request) -> Container:
     return container
 
 
-async def _key_store_unavailable(_: Request, exc: Exception) -> ORJSONResponse:
+async def _key_store_unavailable(_: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, KeyStoreUnavailable)
     return error_response(
         503, "API keys cannot be checked right now; retry later", [],
