@@ -84,8 +84,9 @@ def _topics(_: argparse.Namespace) -> int:
 
 def _demo(_: argparse.Namespace) -> int:
     from chimera.demo import run_demo
+    from services.ingest.config import IngestSettings
 
-    asyncio.run(run_demo(_settings()))
+    asyncio.run(run_demo(load(IngestSettings)))
     return 0
 
 
