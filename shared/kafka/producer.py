@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from shared.events import TOPIC_BY_TYPE, Event, encode_event, record_key
 from shared.kafka.options import KafkaClientError, client_options, is_retriable
@@ -195,3 +195,32 @@ class EventProducer:
             ],
             timeout_s=timeout_s,
         )
+
+    async def close(self, flush_timeout_s: float) -> None:
+        """Deliver what is queued within `flush_timeout_s`, drop the rest, disconnect. Idempotent."""
+        producer = self._producer
+        if producer is None:
+            return
+        try:
+            async with asyncio.timeout(flush_timeout_s):
+                await producer.flush()
+        except TimeoutError:
+            # Private aiokafka API, but the only way to make an idempotent
+            # producer give up: its batches never expire, so stop() would
+            # otherwise wait for a broker that may never come back.
+            accumulator = getattr(producer, "_message_accumulator", None)
+            if accumulator is not None:
+                accumulator.fail_all(KafkaConnectionError("dropped: Kafka did not acknowledge in time"))
+        await self.stop()
+
+    async def probe(self, timeout_s: float) -> bool:
+        """True when the broker answers a metadata request within `timeout_s` (for readiness)."""
+        producer = self._producer
+        if producer is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout_s):
+                await producer.client.fetch_all_metadata()
+        except (KafkaError, TimeoutError, OSError):
+            return False
+        return True

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
-from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from services.ingest.adapters.background import cancel_and_wait, spawn
 from services.ingest.config import IngestSettings
@@ -68,38 +67,6 @@ class Producer(Protocol):
     async def probe(self, timeout_s: float) -> bool: ...
 
 
-class _SinkProducer(EventProducer):
-    """The shared EventProducer, plus dropping undelivered records and a liveness probe."""
-
-    async def close(self, flush_timeout_s: float) -> None:
-        """Deliver what is queued within `flush_timeout_s`, drop the rest, disconnect. Idempotent."""
-        producer = self._producer
-        if producer is None:
-            return
-        try:
-            async with asyncio.timeout(flush_timeout_s):
-                await producer.flush()
-        except TimeoutError:
-            # Private aiokafka API, but the only way to make an idempotent
-            # producer give up: its batches never expire, so stop() would
-            # otherwise wait for a broker that may never come back.
-            accumulator = getattr(producer, "_message_accumulator", None)
-            if accumulator is not None:
-                accumulator.fail_all(KafkaConnectionError("dropped: Kafka did not acknowledge in time"))
-        await self.stop()
-
-    async def probe(self, timeout_s: float) -> bool:
-        producer = self._producer
-        if producer is None:
-            return False
-        try:
-            async with asyncio.timeout(timeout_s):
-                await producer.client.fetch_all_metadata()
-        except (KafkaError, TimeoutError, OSError):
-            return False
-        return True
-
-
 class EventSink:
     def __init__(
         self,
@@ -114,7 +81,7 @@ class EventSink:
         self._max_backoff_s = settings.kafka_reconnect_max_backoff_s
         self._probe_timeout_s = settings.readiness_timeout_s
         self._shutdown_flush_s = max(settings.shutdown_grace_s, 1.0)
-        self._factory = producer_factory or (lambda: _SinkProducer(
+        self._factory = producer_factory or (lambda: EventProducer(
             settings,
             client_id="chimera-ingest",
             delivery_timeout_s=settings.kafka_produce_timeout_s,
