@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
 
-from services.ingest.adapters.background import cancel_and_wait, spawn
+from shared.background import cancel_and_wait, spawn
 from services.ingest.config import IngestSettings
 from services.ingest.telemetry import IngestTelemetry
 from shared.events import Event

@@ -21,7 +21,7 @@ from typing import Any, Final, Protocol
 
 import asyncpg
 
-from services.ingest.adapters.background import cancel_and_wait, spawn
+from shared.background import cancel_and_wait, spawn
 from services.ingest.domain.keys import (
     SECRET_BYTES,
     ApiKeyRecord,

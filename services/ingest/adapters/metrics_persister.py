@@ -33,7 +33,7 @@ from typing import Final, Protocol, TypeVar
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter
 
-from services.ingest.adapters.background import spawn
+from shared.background import spawn
 from services.ingest.domain.metrics import (
     MetricEnvelope,
     MinerReportEnvelope,
