@@ -9,6 +9,7 @@ other's data.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -67,8 +68,9 @@ def topic_prefix() -> str:
     return unique_name("t") + "."
 
 
-@pytest.fixture
-async def db_schema(endpoints: Endpoints) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def own_schema(endpoints: Endpoints) -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema, dropped with everything in it afterwards."""
     schema = unique_name("t_")
     conn = await asyncpg.connect(endpoints.database_url)
     try:
@@ -77,6 +79,12 @@ async def db_schema(endpoints: Endpoints) -> AsyncIterator[str]:
         await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def db_schema(endpoints: Endpoints) -> AsyncIterator[str]:
+    async with own_schema(endpoints) as schema:
+        yield schema
 
 
 @pytest.fixture

@@ -9,13 +9,11 @@ tests (its own prefix and schema too), for modules of many small cases.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -31,7 +29,7 @@ from shared.db.migrate import migrate_database
 from shared.http.auth import Scope
 from shared.kafka.options import client_options
 from shared.kafka.topics import ensure_topics, topic_specs
-from tests.conftest import Endpoints, unique_name
+from tests.conftest import Endpoints, own_schema, unique_name
 
 
 def free_port() -> int:
@@ -114,18 +112,6 @@ async def serve(settings: IngestSettings, *, setup: bool = True) -> AsyncIterato
         await task
         if setup:
             await delete_topics(settings)
-
-
-@contextlib.asynccontextmanager
-async def own_schema(endpoints: Endpoints) -> AsyncIterator[str]:
-    schema = unique_name("t_")
-    conn = await asyncpg.connect(endpoints.database_url)
-    try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-        yield schema
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
