@@ -102,6 +102,12 @@ def _ingest(_: argparse.Namespace) -> int:
     return ingest_main()
 
 
+def _aggregator(_: argparse.Namespace) -> int:
+    from services.aggregator.__main__ import main as aggregator_main
+
+    return aggregator_main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chimera", description="Chimera Monitor operations")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "ingest", help="run the ingest service and REST API (settings from the environment)"
     ).set_defaults(handler=_ingest)
+    commands.add_parser(
+        "aggregator",
+        help="run the aggregator: figures from the event topics into PostgreSQL (settings from the environment)",
+    ).set_defaults(handler=_aggregator)
     return parser
 
 

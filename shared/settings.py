@@ -62,6 +62,11 @@ class ServiceSettings(BaseSettings):
     retention_performance_metrics_days: int = Field(default=30, ge=1)
     retention_miner_metrics_days: int = Field(default=14, ge=1)
     retention_pool_metrics_days: int = Field(default=90, ge=1)
+    # Roll-ups of the minute tables (the history API reads them for long ranges).
+    retention_miner_metrics_hourly_days: int = Field(default=365, ge=1)
+    retention_pool_metrics_hourly_days: int = Field(default=365, ge=1)
+    retention_miner_metrics_daily_days: int = Field(default=5 * 365, ge=1)
+    retention_pool_metrics_daily_days: int = Field(default=5 * 365, ge=1)
     partitions_ahead_days: int = Field(default=7, ge=1, le=366)
 
     # Contract section 2: hashes per unit of difficulty; 2^32 for SHA-256d pools.
@@ -114,6 +119,10 @@ class ServiceSettings(BaseSettings):
             "performance_metrics": self.retention_performance_metrics_days,
             "miner_metrics": self.retention_miner_metrics_days,
             "pool_metrics": self.retention_pool_metrics_days,
+            "miner_metrics_hourly": self.retention_miner_metrics_hourly_days,
+            "pool_metrics_hourly": self.retention_pool_metrics_hourly_days,
+            "miner_metrics_daily": self.retention_miner_metrics_daily_days,
+            "pool_metrics_daily": self.retention_pool_metrics_daily_days,
         }
 
 

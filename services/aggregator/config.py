@@ -1,12 +1,76 @@
-"""Settings of the aggregator (hashrate, efficiency and liveness from the event streams)."""
+"""Settings of the aggregator (hashrate, efficiency and liveness from the event streams).
 
-from pydantic import Field
+Environment names are the field names upper-cased (`AGGREGATOR_GROUP_ID`,
+`DEDUP_HORIZON_MS`...). Durations carry their unit in the name.
+"""
+
+from typing import Annotated, Any, Self
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from shared.settings import ServiceSettings
 
 
 class AggregatorSettings(ServiceSettings):
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(default=9101, ge=1, le=65535)
-    # Contract section 1: a repeated event_id within this horizon counts once.
+    metrics_port: int = Field(default=9101, ge=0, le=65535)  # 0: any free port (tests)
+
+    # --- consumption --------------------------------------------------------------
+    # Base group id; the topic prefix is prepended like for topics.
+    aggregator_group_id: str = Field(default="aggregator", min_length=1, max_length=200)
+    # Records per batch (one PostgreSQL transaction each).
+    aggregator_batch_max_records: int = Field(default=20_000, ge=1, le=1_000_000)
+    aggregator_poll_timeout_ms: int = Field(default=500, ge=10, le=60_000)
+    aggregator_max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    aggregator_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    aggregator_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    aggregator_max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    # Kafka's committed offsets only mirror the database's (for lag monitoring).
+    aggregator_kafka_commit_interval_s: float = Field(default=1.0, ge=0)
+
+    # --- event semantics (contract sections 1 and 2) ---------------------------------
+    # A repeated event_id within this horizon counts once.
     dedup_horizon_ms: int = Field(default=10 * 60 * 1000, ge=0)
+    # A new partition owner re-reads records from (last record's time - horizon -
+    # slack): the slack covers event time and Kafka time drifting apart.
+    dedup_warmup_slack_ms: int = Field(default=10 * 60 * 1000, ge=0)
+    # Shares older than the share watermark by more than this are counted and dropped.
+    max_lateness_ms: int = Field(default=24 * 3_600_000, ge=60_000)
+    # Liveness threshold clamp (see domain/liveness.py).
+    liveness_floor_ms: int = Field(default=60_000, ge=1)
+    liveness_ceiling_ms: int = Field(default=30 * 60_000, ge=1)
+
+    # --- state rebuild, storage, retries -------------------------------------------
+    # Minute history a new partition owner loads into its windows (24 h feeds every
+    # window; liveness needs the last 30 minutes, hence the minimum of 31).
+    aggregator_restore_windows_minutes: int = Field(default=24 * 60, ge=31, le=25 * 60)
+    # Newest blocks per partition a new owner loads into its block ledger.
+    aggregator_restore_blocks: int = Field(default=4096, ge=0)
+    # One batch transaction (or one rebuild query) longer than this counts as failed.
+    aggregator_db_timeout_s: float = Field(default=30.0, gt=0)
+    aggregator_retry_initial_s: float = Field(default=0.2, gt=0)
+    aggregator_retry_max_s: float = Field(default=5.0, gt=0)
+    # Effort, luck and active counts refresh (also right after a batch with blocks).
+    aggregator_maintenance_interval_s: float = Field(default=30.0, gt=0)
+
+    # Output factories "package.module:function" (comma-separated), each called with
+    # (settings, db pool) and returning an output or a list of them (see bootstrap.py).
+    # By default the snapshot stream, the Prometheus exporter and the roll-ups run;
+    # AGGREGATOR_OUTPUTS="" runs the bare pipeline.
+    aggregator_outputs: Annotated[tuple[str, ...], NoDecode] = (
+        "services.aggregator.adapters.outputs:build_outputs",
+    )
+
+    @field_validator("aggregator_outputs", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _liveness_clamp(self) -> Self:
+        if self.liveness_floor_ms > self.liveness_ceiling_ms:
+            raise ValueError("LIVENESS_FLOOR_MS must not exceed LIVENESS_CEILING_MS")
+        return self

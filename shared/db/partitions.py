@@ -1,8 +1,10 @@
-"""Daily partitions of the time-series tables: create ahead, drop past retention.
+"""Partitions of the time-series tables: create ahead, drop past retention.
 
-The work happens in the SQL functions of migration 0001 (chimera_ensure_partitions,
+The work happens in the SQL functions of migrations 0001 and 0007
+(chimera_ensure_partitions, chimera_ensure_month_partitions,
 chimera_drop_partitions_before); this module decides the day ranges. Days are
-UTC days, matching the partition bounds.
+UTC days, matching the partition bounds. Most tables have daily partitions;
+the daily roll-ups have monthly ones (MONTHLY_PARTITIONED_TABLES).
 """
 
 from __future__ import annotations
@@ -15,12 +17,21 @@ import asyncpg
 from shared.db.pool import connect
 from shared.settings import ServiceSettings
 
+# Daily partitions, <table>_pYYYYMMDD.
 PARTITIONED_TABLES: tuple[str, ...] = (
     "metrics",
     "performance_metrics",
     "miner_metrics",
     "pool_metrics",
+    "miner_metrics_hourly",
+    "pool_metrics_hourly",
 )
+# Monthly partitions, <table>_pYYYYMM (years of retention in few partitions).
+MONTHLY_PARTITIONED_TABLES: tuple[str, ...] = (
+    "miner_metrics_daily",
+    "pool_metrics_daily",
+)
+ALL_PARTITIONED_TABLES: tuple[str, ...] = PARTITIONED_TABLES + MONTHLY_PARTITIONED_TABLES
 
 
 class PartitionError(Exception):
@@ -65,7 +76,8 @@ async def ensure_partitions(
     today: date | None = None,
     days_behind: int = 1,
 ) -> list[str]:
-    """Create the missing daily partitions for today-days_behind .. today+days_ahead.
+    """Create the missing partitions for today-days_behind .. today+days_ahead
+    (daily ones, and the monthly ones those days fall in).
 
     Idempotent and safe to run concurrently; returns the partitions created.
     One statement per table, so each table's lock is held only briefly.
@@ -79,13 +91,17 @@ async def ensure_partitions(
         created += await _call(
             conn, table, "SELECT chimera_ensure_partitions($1, $2, $3)", first, last
         )
+    for table in MONTHLY_PARTITIONED_TABLES:
+        created += await _call(
+            conn, table, "SELECT chimera_ensure_month_partitions($1, $2, $3)", first, last
+        )
     return created
 
 
 def _validate(retention_days: Mapping[str, int]) -> None:
     for table, days in retention_days.items():
-        if table not in PARTITIONED_TABLES:
-            raise InvalidRetentionError(table, days, f"not one of {', '.join(PARTITIONED_TABLES)}")
+        if table not in ALL_PARTITIONED_TABLES:
+            raise InvalidRetentionError(table, days, f"not one of {', '.join(ALL_PARTITIONED_TABLES)}")
         if days < 1:
             raise InvalidRetentionError(table, days, "must be at least 1 day")
 
@@ -99,8 +115,9 @@ async def apply_retention(
     """Drop partitions wholly older than each table's retention; return their names.
 
     With N days of retention the partition of day today-N is kept (part of it
-    is younger than N days until tomorrow); today-N-1 and older go. Tables
-    absent from `retention_days` are left alone.
+    is younger than N days until tomorrow); today-N-1 and older go. A monthly
+    partition goes once its whole month is older than that. Tables absent from
+    `retention_days` are left alone.
     """
     _validate(retention_days)
     day = today or utc_today()

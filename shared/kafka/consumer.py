@@ -16,14 +16,25 @@ Auto-commit is off: an offset is committed only after what was derived from
 the record is durable, so a crash between the two re-delivers the batch
 instead of losing it. Consumers therefore see some records twice after a
 crash or a rebalance and must be idempotent (events carry `event_id` for that).
+
+Consumers that keep their positions elsewhere (the aggregator stores them in
+PostgreSQL with its figures) pass a rebalance `listener`, choose the
+`partition_assignment_strategy`, and move with `seek`/`pause`/`resume`;
+`commit_offsets` then only mirrors those positions for lag monitoring.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Literal, TypeAlias
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, Literal, TypeAlias
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.errors import (
     CommitFailedError,
     ConsumerStoppedError,
@@ -91,6 +102,10 @@ class BatchConsumer:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         max_poll_interval_ms: int = 300_000,
+        listener: ConsumerRebalanceListener | None = None,
+        partition_assignment_strategy: Sequence[type[AbstractPartitionAssignor]] | None = None,
+        max_partition_fetch_bytes: int = 1024 * 1024,
+        fetch_max_bytes: int = 50 * 1024 * 1024,
     ) -> None:
         if not topics:
             raise ValueError("at least one topic is required")
@@ -106,14 +121,24 @@ class BatchConsumer:
         self._session_timeout_ms = session_timeout_ms
         self._heartbeat_interval_ms = heartbeat_interval_ms
         self._max_poll_interval_ms = max_poll_interval_ms
+        self._listener = listener
+        self._assignors = tuple(partition_assignment_strategy or ())
+        self._max_partition_fetch_bytes = max_partition_fetch_bytes
+        self._fetch_max_bytes = fetch_max_bytes
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
         if self._consumer is not None:
             return
+        extra: dict[str, Any] = {}
+        if self._assignors:
+            extra["partition_assignment_strategy"] = self._assignors
+        # With a listener the subscription is made by subscribe() (below), which
+        # is the only way to attach one; start() then waits for the first assignment.
         consumer = AIOKafkaConsumer(
-            *self.topics,
+            *(() if self._listener is not None else self.topics),
             **client_options(self._settings),
+            **extra,
             **({"client_id": self._client_id} if self._client_id else {}),
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -122,17 +147,26 @@ class BatchConsumer:
             session_timeout_ms=self._session_timeout_ms,
             heartbeat_interval_ms=self._heartbeat_interval_ms,
             max_poll_interval_ms=self._max_poll_interval_ms,
+            max_partition_fetch_bytes=self._max_partition_fetch_bytes,
+            fetch_max_bytes=self._fetch_max_bytes,
         )
+        if self._listener is not None:
+            consumer.subscribe(self.topics, listener=self._listener)
+        # Set before start(): the listener runs for the first assignment inside it
+        # and may pause or seek through this object.
+        self._consumer = consumer
         try:
             await consumer.start()
-        except KafkaError as exc:
+        except BaseException as exc:
+            self._consumer = None
             await consumer.stop()
+            if not isinstance(exc, KafkaError):
+                raise
             raise ConsumeError(
                 f"cannot start consumer for {', '.join(self.topics)}: {exc!r}",
                 retriable=is_retriable(exc),
                 cause=exc,
             ) from exc
-        self._consumer = consumer
 
     async def stop(self) -> None:
         """Leave the group and disconnect. Uncommitted records will be re-delivered. Idempotent."""
@@ -143,17 +177,53 @@ class BatchConsumer:
     def assignment(self) -> set[TopicPartition]:
         return set(self._consumer.assignment()) if self._consumer is not None else set()
 
+    def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise ConsumerStoppedError()
+        return self._consumer
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Fetch `tp` from `offset` next (records fetched before are discarded)."""
+        self._started().seek(tp, offset)
+
+    def pause(self, tps: Iterable[TopicPartition]) -> None:
+        self._started().pause(*tps)
+
+    def resume(self, tps: Iterable[TopicPartition]) -> None:
+        self._started().resume(*tps)
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        """The partition's end offset as of the last fetch (None before any fetch)."""
+        consumer = self._consumer
+        if consumer is None or tp not in consumer.assignment():
+            return None
+        return consumer.highwater(tp)
+
+    async def beginning_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The oldest offset still held by the broker for each partition."""
+        try:
+            return dict(await self._started().beginning_offsets(list(tps)))
+        except KafkaError as exc:
+            raise ConsumeError(
+                f"cannot read beginning offsets: {exc!r}", retriable=is_retriable(exc), cause=exc
+            ) from exc
+
     async def poll(self, timeout_ms: int | None = None) -> list[Record]:
         """One fetch: up to `max_records` records, possibly none, in order within each partition.
 
         For loops that need to wake up periodically (timers, window closes)
         even when no record arrives. Raises ConsumerStoppedError once stopped.
         """
+        fetched = await self.poll_partitions(timeout_ms)
+        return [record for records in fetched.values() for record in records]
+
+    async def poll_partitions(self, timeout_ms: int | None = None) -> dict[TopicPartition, list[Record]]:
+        """Like `poll`, grouped by partition (records in offset order within each)."""
         consumer = self._consumer
         if consumer is None:
             raise ConsumerStoppedError()
         try:
-            fetched = await consumer.getmany(
+            return await consumer.getmany(
                 timeout_ms=self._poll_timeout_ms if timeout_ms is None else timeout_ms,
                 max_records=self._max_records,
             )
@@ -161,7 +231,6 @@ class BatchConsumer:
             raise ConsumeError(
                 f"fetch failed: {exc!r}", retriable=is_retriable(exc), cause=exc
             ) from exc
-        return [record for records in fetched.values() for record in records]
 
     async def batches(self) -> AsyncIterator[list[Record]]:
         """Non-empty batches until the consumer is stopped. Commit each with `commit(batch)`."""
@@ -175,14 +244,17 @@ class BatchConsumer:
 
     async def commit(self, batch: Sequence[Record]) -> None:
         """Commit exactly the records of `batch` as processed (once their results are durable)."""
-        offsets = commit_offsets(batch)
+        await self.commit_offsets(commit_offsets(batch))
+
+    async def commit_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit the given next-record offsets (same errors as `commit`)."""
         if not offsets:
             return
         consumer = self._consumer
         if consumer is None:
             raise CommitError("consumer is stopped", retriable=False, rebalanced=True)
         try:
-            await consumer.commit(offsets)
+            await consumer.commit(dict(offsets))
         except (CommitFailedError, IllegalStateError) as exc:
             # The group moved on (partition revoked or reassigned): whoever owns the
             # partitions now starts from the last committed offset.

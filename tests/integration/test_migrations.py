@@ -44,8 +44,17 @@ TABLES = {
     "blocks",
     "api_keys",
     "silences",
+    "aggregator_offsets",
+    "worker_status",
+    "miner_metrics_hourly",
+    "miner_metrics_daily",
+    "pool_metrics_hourly",
+    "pool_metrics_daily",
 }
-TIME_SERIES = {"metrics", "performance_metrics", "miner_metrics", "pool_metrics"}
+TIME_SERIES = {
+    "metrics", "performance_metrics", "miner_metrics", "pool_metrics",
+    "miner_metrics_hourly", "miner_metrics_daily", "pool_metrics_hourly", "pool_metrics_daily",
+}
 INDEXES = {
     "metrics_name_ts_idx",
     "metrics_type_ts_idx",
@@ -64,7 +73,7 @@ INDEXES = {
     "blocks_hash_key",
     "api_keys_key_hash_key",
 }
-FUNCTIONS = {"chimera_ensure_partitions", "chimera_drop_partitions_before"}
+FUNCTIONS = {"chimera_ensure_partitions", "chimera_drop_partitions_before", "chimera_ensure_month_partitions"}
 
 
 def copy_migrations(tmp_path: Path) -> Path:

@@ -18,7 +18,7 @@ from shared.db import (
     ensure_partitions,
     run_retention,
 )
-from shared.db.partitions import utc_today
+from shared.db.partitions import MONTHLY_PARTITIONED_TABLES, utc_today
 from shared.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
@@ -29,6 +29,17 @@ FIXED_TODAY = date(2024, 6, 30)
 
 def part(table: str, day: date) -> str:
     return f"{table}_p{day:%Y%m%d}"
+
+
+def month_part(table: str, day: date) -> str:
+    return f"{table}_p{day:%Y%m}"
+
+
+def months(first: date, last: date) -> list[date]:
+    out = [first.replace(day=1)]
+    while out[-1] < last.replace(day=1):
+        out.append((out[-1] + timedelta(days=32)).replace(day=1))
+    return out
 
 
 def noon(day: date) -> datetime:
@@ -66,6 +77,12 @@ SAMPLE_INSERTS = {
         SET accepted = miner_metrics.accepted + excluded.accepted""",
     "pool_metrics": "INSERT INTO pool_metrics (pool, ts, accepted, active_miners)"
     " VALUES ('eu1', $1, 10, 3)",
+    "miner_metrics_hourly": "INSERT INTO miner_metrics_hourly (pool, miner, worker, ts, accepted)"
+    " VALUES ('eu1', 'bc1qminer', 'rig1', $1, 10)",
+    "pool_metrics_hourly": "INSERT INTO pool_metrics_hourly (pool, ts, accepted) VALUES ('eu1', $1, 10)",
+    "miner_metrics_daily": "INSERT INTO miner_metrics_daily (pool, miner, worker, ts, accepted)"
+    " VALUES ('eu1', 'bc1qminer', 'rig1', $1, 10)",
+    "pool_metrics_daily": "INSERT INTO pool_metrics_daily (pool, ts, accepted) VALUES ('eu1', $1, 10)",
 }
 
 
@@ -128,7 +145,7 @@ async def test_ensure_twice_is_harmless(migrated_conn: asyncpg.Connection) -> No
         part(t, d)
         for t in PARTITIONED_TABLES
         for d in days(FIXED_TODAY - timedelta(days=1), FIXED_TODAY + timedelta(days=3))
-    }
+    } | {month_part(t, d) for t in MONTHLY_PARTITIONED_TABLES for d in (date(2024, 6, 1), date(2024, 7, 1))}
     assert set(created) == expected
     before = {t: await partitions(migrated_conn, t) for t in PARTITIONED_TABLES}
     assert await ensure_partitions(migrated_conn, days_ahead=3, today=FIXED_TODAY) == []
@@ -147,7 +164,8 @@ async def test_concurrent_ensure_creates_each_partition_once(
         for c in conns:
             await c.close()
     created = [name for result in results for name in result]
-    assert len(created) == len(set(created)) == 22 * len(PARTITIONED_TABLES)
+    # 22 days from June 29 to July 20; the monthly tables get June and July
+    assert len(created) == len(set(created)) == 22 * len(PARTITIONED_TABLES) + 2 * len(MONTHLY_PARTITIONED_TABLES)
 
 
 async def test_rows_in_the_default_partition_move_when_their_day_is_created(
@@ -160,7 +178,8 @@ async def test_rows_in_the_default_partition_move_when_their_day_is_created(
         assert set((await located(migrated_conn, table)).values()) == {f"{table}_default"}
 
     created = await ensure_partitions(migrated_conn, days_ahead=0, days_behind=0, today=day)
-    assert sorted(created) == sorted(part(t, day) for t in PARTITIONED_TABLES)
+    assert sorted(created) == sorted([part(t, day) for t in PARTITIONED_TABLES]
+                                     + [month_part(t, day) for t in MONTHLY_PARTITIONED_TABLES])
     for table in PARTITIONED_TABLES:
         assert await located(migrated_conn, table) == {
             noon(day): part(table, day),
@@ -260,3 +279,26 @@ async def test_invalid_retention_is_refused(
     with pytest.raises(InvalidRetentionError) as info:
         await apply_retention(migrated_conn, retention, today=FIXED_TODAY)
     assert info.value.table == table
+
+
+async def test_daily_rollups_have_monthly_partitions_and_retention(migrated_conn: asyncpg.Connection) -> None:
+    table = "miner_metrics_daily"
+    first, last = date(2024, 4, 1), FIXED_TODAY  # April .. June
+    await insert_sample(migrated_conn, table, noon(date(2024, 5, 17)))  # before its month exists: default
+    await ensure_partitions(migrated_conn, days_ahead=0, days_behind=(last - first).days, today=last)
+    assert {month_part(table, d) for d in months(first, last)} <= await partitions(migrated_conn, table)
+    assert (await located(migrated_conn, table))[noon(date(2024, 5, 17))] == month_part(table, date(2024, 5, 1))
+    for day in (date(2024, 4, 30), date(2024, 6, 1)):
+        await insert_sample(migrated_conn, table, noon(day))
+    # 40 days before June 30 is May 21: only April lies wholly before it
+    dropped = await apply_retention(migrated_conn, {table: 40}, today=FIXED_TODAY)
+    assert dropped == [month_part(table, date(2024, 4, 1))]
+    assert set((await located(migrated_conn, table)).values()) == {
+        month_part(table, date(2024, 5, 1)), month_part(table, date(2024, 6, 1))}
+
+
+async def test_default_retention_of_the_rollups() -> None:
+    retention = ServiceSettings().retention_days()
+    assert (retention["miner_metrics"], retention["miner_metrics_hourly"], retention["miner_metrics_daily"]) == (
+        14, 365, 1825)
+    assert (retention["pool_metrics_hourly"], retention["pool_metrics_daily"]) == (365, 1825)

@@ -161,6 +161,21 @@ class Liveness:
         if connected and ts_ms > w.connected_ms:
             w.connected_ms = ts_ms
 
+    def connection_state(self, key: WorkerKey) -> tuple[dict[str, tuple[int, bool]], int] | None:
+        """(each node's newest (ts_ms, connected), newest connect ts_ms), to persist;
+        None for an unknown worker."""
+        w = self._workers.get(key)
+        return None if w is None else (dict(w.nodes or {}), w.connected_ms)
+
+    def restore_connections(
+        self, key: WorkerKey, nodes: dict[str, tuple[int, bool]], connected_ms: int
+    ) -> None:
+        """Put back what `connection_state` returned (merging with anything newer)."""
+        w = self._worker(key)
+        for node, (ts_ms, connected) in nodes.items():
+            self.observe_connection(key, node, "connected" if connected else "disconnected", ts_ms)
+        w.connected_ms = max(w.connected_ms, connected_ms)
+
     # --- judgement ------------------------------------------------------------
 
     def _threshold(self, w: _Worker) -> int:

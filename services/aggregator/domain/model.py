@@ -174,6 +174,12 @@ class PoolAggregate:
                 self._assigned_difficulty[key] = event.difficulty
         return fresh
 
+    def restore_minutes(self, rows: dict[WorkerMinuteKey, MinuteStats]) -> None:
+        """Seed windows and liveness rates from persisted minute rows (absolute values,
+        e.g. after taking over a partition). Neither dedup, lateness nor blocks move:
+        the rows are history, not events."""
+        self._apply(rows, roll_up_pools(rows))
+
     # --- figures ----------------------------------------------------------------
 
     def miners(self, pool: str | None = None) -> Iterator[tuple[str, str]]:

@@ -1,8 +1,11 @@
-"""Reads what the aggregator persists (`pool_metrics`, `miner_metrics`, `blocks`) for the stats API.
+"""Reads what the aggregator persists for the stats API: `pool_metrics`, `miner_metrics`,
+their roll-ups (`*_hourly`, `*_daily`), `worker_status` and `blocks`.
 
 SQL sums each window's complete minutes in one pass (one FILTER per window);
-domain/stats.py turns the sums into figures. Empty tables give the empty
-figures (zeros, None efficiency, no workers), never an error.
+domain/stats.py turns the sums into figures. Liveness (a worker's `online`, a
+pool's active miners and workers) comes from `worker_status.offline_after`.
+Empty tables give the empty figures (zeros, None efficiency, no workers),
+never an error.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from typing import Final
 import asyncpg
 
 from services.ingest.domain.stats import (
-    MINUTE,
+    STEP_S,
     WINDOWS_S,
     HistoryRow,
     MinerStats,
     PoolStats,
+    Step,
     WindowTotals,
     WorkerTotals,
     history_row,
@@ -56,15 +60,39 @@ FROM pool_metrics WHERE pool = $1 AND ts >= ${3 + _WINDOWS.index("24h")} AND ts 
 """
 
 # $1 pool, $2 miner, $3 m, $4.. window starts. No upper bound in WHERE: last_share_at
-# also looks at the current (incomplete) minute and the few ahead of it.
+# also looks at the current (incomplete) minute and the few ahead of it. The
+# worker's status row (if any) gives its liveness deadline.
 _WORKER_SUMS: Final = f"""
+WITH sums AS (
 SELECT worker,
        {_window_sums(4, " AND ts < $3")},
        coalesce(max(best_difficulty) FILTER (WHERE ts < $3), 0)::float8 AS best_difficulty,
        max(last_share_at) AS last_share_at
 FROM miner_metrics WHERE pool = $1 AND miner = $2 AND ts >= ${4 + _WINDOWS.index("24h")}
 GROUP BY worker
+)
+SELECT sums.*, greatest(sums.last_share_at, ws.last_share_at) AS last_share, ws.offline_after
+FROM sums LEFT JOIN worker_status ws ON ws.pool = $1 AND ws.miner = $2 AND ws.worker = sums.worker
 """
+
+# Online workers and the miners with at least one, as the aggregator judged them.
+_ACTIVE: Final = """
+SELECT count(DISTINCT miner)::integer AS active_miners, count(*)::integer AS active_workers
+FROM worker_status WHERE pool = $1 AND offline_after > $2
+"""
+
+# History rows per resolution: the minute table or its roll-ups (same columns).
+_HISTORY_TABLES: Final[dict[Step, str]] = {
+    "1m": "miner_metrics", "1h": "miner_metrics_hourly", "1d": "miner_metrics_daily",
+}
+_HISTORY: Final = {
+    step: f"""
+SELECT ts, worker, accepted, rejected, stale, difficulty_accepted FROM {table}
+WHERE pool = $1 AND miner = $2 AND ts >= $3 AND ts < $4
+ORDER BY ts, worker LIMIT $5
+"""
+    for step, table in _HISTORY_TABLES.items()
+}
 
 _MINER_KNOWN: Final = """
 SELECT EXISTS (SELECT 1 FROM miner_metrics WHERE pool = $1 AND miner = $2)
@@ -89,19 +117,18 @@ class StatsReader:
         self.hashrate_multiplier = hashrate_multiplier
 
     async def pool_stats(self, pool: str, *, now: datetime | None = None) -> PoolStats:
-        m = minute_start(now or _now())
+        now = now or _now()
+        m = minute_start(now)
         starts = list(window_starts(m).values())
         async with self._pool.acquire() as conn:
             sums = await conn.fetchrow(_POOL_SUMS, pool, m, *starts)
-            # The latest complete minute's counts, as the aggregator judged liveness then.
-            active = await conn.fetchrow(
-                "SELECT active_miners, active_workers FROM pool_metrics WHERE pool = $1 AND ts = $2", pool, m - MINUTE)
+            active = await conn.fetchrow(_ACTIVE, pool, now)
             blocks = await conn.fetchval("SELECT count(*) FROM blocks WHERE pool = $1", pool)
-        assert sums is not None
+        assert sums is not None and active is not None
         return pool_stats(
             _totals(sums),
-            active_miners=active["active_miners"] if active else 0,
-            active_workers=active["active_workers"] if active else 0,
+            active_miners=active["active_miners"],
+            active_workers=active["active_workers"],
             blocks_found=blocks,
             as_of=m,
             multiplier=self.hashrate_multiplier,
@@ -115,22 +142,19 @@ class StatsReader:
             rows = await conn.fetch(_WORKER_SUMS, pool, miner, m, *window_starts(m).values())
             if not rows and not await conn.fetchval(_MINER_KNOWN, pool, miner):
                 raise UnknownMiner(pool, miner)
-        workers = [WorkerTotals(r["worker"], _totals(r), r["best_difficulty"], r["last_share_at"]) for r in rows]
+        workers = [WorkerTotals(r["worker"], _totals(r), r["best_difficulty"], r["last_share"], r["offline_after"])
+                   for r in rows]
         return miner_stats(miner, workers, now=now, multiplier=self.hashrate_multiplier)
 
     async def miner_history(self, pool: str, miner: str, *, start: datetime, end: datetime,
-                            limit: int) -> list[HistoryRow]:
-        """Minute rows with start <= ts < end, oldest first; raises UnknownMiner as miner_stats does."""
+                            limit: int, step: Step = "1m") -> list[HistoryRow]:
+        """Rows of resolution `step` with start <= ts < end, oldest first; raises
+        UnknownMiner as miner_stats does."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(
-                """
-                SELECT ts, worker, accepted, rejected, stale, difficulty_accepted FROM miner_metrics
-                WHERE pool = $1 AND miner = $2 AND ts >= $3 AND ts < $4
-                ORDER BY ts, worker LIMIT $5
-                """,
-                pool, miner, start, end, limit,
-            )
+            rows = await conn.fetch(_HISTORY[step], pool, miner, start, end, limit)
             if not rows and not await conn.fetchval(_MINER_KNOWN, pool, miner):
                 raise UnknownMiner(pool, miner)
+        step_s = STEP_S[step]
         return [history_row(r["ts"], r["worker"], r["accepted"], r["rejected"], r["stale"],
-                            r["difficulty_accepted"], multiplier=self.hashrate_multiplier) for r in rows]
+                            r["difficulty_accepted"], multiplier=self.hashrate_multiplier, step_s=step_s)
+                for r in rows]

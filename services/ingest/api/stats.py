@@ -19,10 +19,15 @@ from services.ingest.api.common_params import (
 )
 from services.ingest.domain.stats import (
     EFFICIENCY_WINDOW,
+    HOUR_ROWS_UP_TO,
+    MINUTE_ROWS_UP_TO,
     ONLINE_WITHIN,
     SHARES_RATE_WINDOW,
     WORKER_TOTALS_WINDOW,
+    Step,
+    history_step,
     minute_start,
+    step_floor,
 )
 from shared.events import NAME_PATTERN
 from shared.http.auth import Scope, require_scope
@@ -92,7 +97,8 @@ def _not_found(exc: UnknownMiner) -> ApiError:
     summary="Pool-wide figures",
     description=f"{_WINDOWS_DOC} `shares_per_second`: shares of any status over the last {SHARES_RATE_WINDOW}. "
                 f"`efficiency`: accepted / all shares by count over the last {EFFICIENCY_WINDOW}, null without "
-                "shares. `active_miners`/`active_workers`: the aggregator's figures for the last complete minute. "
+                "shares. `active_workers`: workers online now (the aggregator's liveness: each worker's deadline "
+                "from its own share rate, or a disconnect); `active_miners`: miners with at least one. "
                 "`blocks_found`: every block the pool found (any status). `as_of`: m, the end of the windows. "
                 "A pool without data gives zeros, not an error.",
 )
@@ -106,8 +112,10 @@ async def pool_stats(request: Request, pool: PoolName = "main", _: Any = _READ) 
     summary="One miner's figures, per worker",
     description=f"{_WINDOWS_DOC} `efficiency` and each worker's accepted/rejected/stale/best_difficulty cover "
                 f"the last {WORKER_TOTALS_WINDOW}; workers listed are those with rows in it. A worker is `online` "
-                f"while its last share is at most {int(ONLINE_WITHIN.total_seconds())} s old (`last_share_at` "
-                "includes the current minute). 404 when the pool has never seen the miner.",
+                "until the deadline the aggregator derived from its own share rate (or at once after a disconnect "
+                "with no connection left); a worker the aggregator has no status for is online while its last "
+                f"share is at most {int(ONLINE_WITHIN.total_seconds())} s old (`last_share_at` includes the "
+                "current minute). 404 when the pool has never seen the miner.",
 )
 async def miner_stats(request: Request, miner: MinerId, pool: PoolName = "main", _: Any = _READ) -> MinerStatsOut:
     try:
@@ -119,10 +127,14 @@ async def miner_stats(request: Request, miner: MinerId, pool: PoolName = "main",
 
 @router.get(
     "/api/miners/{miner}/history", response_model=list[HistoryRowOut], responses=error_responses(401, 403, 404, 422),
-    summary="One miner's minute rows, per worker",
-    description="One row per worker and minute whose start `ts` is in [`from`, `to`), oldest first; "
-                "`hashrate` = difficulty_accepted * HASHRATE_MULTIPLIER / 60. Default range: the last hour of "
-                "complete minutes. 404 when the pool has never seen the miner.",
+    summary="One miner's history, per worker, by minute, hour or day",
+    description="One row per worker and step (`1m`, `1h` or `1d`) whose start `ts` is in [`from`, `to`), oldest "
+                "first; `hashrate` = difficulty_accepted * HASHRATE_MULTIPLIER / the step's seconds. Without "
+                f"`step` the range picks it: up to {int(MINUTE_ROWS_UP_TO.total_seconds() // 3600)} hours minutes, "
+                f"up to {HOUR_ROWS_UP_TO.days} days hours, else days (hours and days are the aggregator's "
+                "roll-ups, kept longer than the minutes). Default range: the last hour of complete minutes; "
+                "without `to` the range ends at the start of the current step, so the newest row is complete. "
+                "404 when the pool has never seen the miner.",
 )
 async def miner_history(
     request: Request,
@@ -131,12 +143,17 @@ async def miner_history(
     start: Annotated[str | None, Query(alias="from", description=f"Inclusive: {TIME_PARAM_DOC}")] = None,
     end: Annotated[str | None, Query(alias="to", description=f"Exclusive: {TIME_PARAM_DOC}")] = None,
     limit: Annotated[int, Query(ge=1, le=HISTORY_MAX_LIMIT)] = 10_000,
+    step: Annotated[Step | None, Query(description="Row resolution; default by the range's length")] = None,
     _: Any = _READ,
 ) -> list[HistoryRowOut]:
     since, until = time_range(start, end, default_span=HISTORY_DEFAULT_SPAN,
                               default_end=minute_start(datetime.now(UTC)))
+    resolution = history_step(since, until, step)
+    if end is None and step_floor(until, resolution) > since:
+        until = step_floor(until, resolution)
     try:
-        rows = await container(request).stats.miner_history(pool, miner, start=since, end=until, limit=limit)
+        rows = await container(request).stats.miner_history(pool, miner, start=since, end=until, limit=limit,
+                                                            step=resolution)
     except UnknownMiner as exc:
         raise _not_found(exc) from exc
     return [HistoryRowOut(**asdict(r)) for r in rows]

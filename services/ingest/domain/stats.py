@@ -10,8 +10,13 @@ from complete minutes are stable, and lag real time by at most one minute;
 - efficiency = accepted / (accepted + rejected + stale), by count, over
   EFFICIENCY_WINDOW; None when there were no shares
 - shares_per_second = all shares (any status) over SHARES_RATE_WINDOW / its seconds
-- a worker is online while its last share is at most ONLINE_WITHIN old
-  (`is_online`; the aggregator will persist a better liveness flag)
+- a worker is online while now < its `offline_after` in `worker_status`: the
+  deadline the aggregator derives from the worker's own share rate (or its
+  disconnect); a worker without a status row falls back to "last share at
+  most ONLINE_WITHIN old" (`is_online`)
+- history rows come at a resolution (`step`): minutes, hours or days (the
+  aggregator's roll-ups), chosen by the caller or from the range's length
+  (`history_step`); a row's hashrate is over its own step
 
 Pure functions over plain data; the SQL that gathers the sums is in adapters/stats.py.
 """
@@ -20,8 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Final
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal, TypeAlias
 
 WINDOWS_S: Final[dict[str, int]] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "24h": 86_400}
 EFFICIENCY_WINDOW: Final = "24h"
@@ -31,6 +36,13 @@ SHARES_RATE_WINDOW: Final = "5m"
 ONLINE_WITHIN: Final = timedelta(minutes=5)
 MINUTE: Final = timedelta(minutes=1)
 MINUTE_S: Final = 60
+
+Step: TypeAlias = Literal["1m", "1h", "1d"]
+STEP_S: Final[dict[Step, int]] = {"1m": 60, "1h": 3600, "1d": 86_400}
+# Default resolution by range length: up to 6 hours minutes (360 rows per worker),
+# up to 14 days hours (336), beyond that days.
+MINUTE_ROWS_UP_TO: Final = timedelta(hours=6)
+HOUR_ROWS_UP_TO: Final = timedelta(days=14)
 
 
 def minute_start(now: datetime) -> datetime:
@@ -52,9 +64,35 @@ def efficiency(accepted: int, rejected: int, stale: int) -> float | None:
     return accepted / total if total else None
 
 
-def is_online(last_share_at: datetime | None, now: datetime) -> bool:
-    """The one liveness rule of the stats API, until the aggregator persists its own."""
+def is_online(last_share_at: datetime | None, now: datetime, offline_after: datetime | None = None) -> bool:
+    """Online while now < `offline_after` (the aggregator's liveness, from
+    `worker_status`); without a status row, while the last share is at most
+    ONLINE_WITHIN old."""
+    if offline_after is not None:
+        return now < offline_after
     return last_share_at is not None and now - last_share_at <= ONLINE_WITHIN
+
+
+def history_step(start: datetime, end: datetime, step: Step | None = None) -> Step:
+    """The resolution of a history request: `step` if given, else by the range's length."""
+    if step is not None:
+        return step
+    span = end - start
+    if span <= MINUTE_ROWS_UP_TO:
+        return "1m"
+    if span <= HOUR_ROWS_UP_TO:
+        return "1h"
+    return "1d"
+
+
+def step_floor(ts: datetime, step: Step) -> datetime:
+    """Start of the UTC minute, hour or day `ts` falls in."""
+    ts = ts.astimezone(UTC)
+    if step == "1m":
+        return ts.replace(second=0, microsecond=0)
+    if step == "1h":
+        return ts.replace(minute=0, second=0, microsecond=0)
+    return ts.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -124,6 +162,7 @@ class WorkerTotals:
     totals: Totals = field(default_factory=dict)
     best_difficulty: float = 0.0
     last_share_at: datetime | None = None
+    offline_after: datetime | None = None  # from worker_status; None without a status row
 
 
 @dataclass(frozen=True)
@@ -158,7 +197,7 @@ def miner_stats(miner: str, workers: Sequence[WorkerTotals], *, now: datetime,
         t = _get(w.totals, WORKER_TOTALS_WINDOW)
         out.append(WorkerStats(
             worker=w.worker,
-            online=is_online(w.last_share_at, now),
+            online=is_online(w.last_share_at, now, w.offline_after),
             last_share_at=w.last_share_at,
             hashrate=hashrates(w.totals, multiplier),
             accepted=t.accepted,
@@ -172,7 +211,7 @@ def miner_stats(miner: str, workers: Sequence[WorkerTotals], *, now: datetime,
 
 @dataclass(frozen=True)
 class HistoryRow:
-    ts: datetime  # minute start
+    ts: datetime  # start of the row's minute, hour or day
     worker: str
     accepted: int
     rejected: int
@@ -182,6 +221,7 @@ class HistoryRow:
 
 
 def history_row(ts: datetime, worker: str, accepted: int, rejected: int, stale: int,
-                difficulty_accepted: float, *, multiplier: float) -> HistoryRow:
+                difficulty_accepted: float, *, multiplier: float, step_s: int = MINUTE_S) -> HistoryRow:
+    """One history row; its hashrate is over the row's own step (`step_s` seconds)."""
     return HistoryRow(ts, worker, accepted, rejected, stale, difficulty_accepted,
-                      hashrate_hs(difficulty_accepted, MINUTE_S, multiplier))
+                      hashrate_hs(difficulty_accepted, step_s, multiplier))

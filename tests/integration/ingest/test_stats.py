@@ -52,6 +52,14 @@ async def insert_worker_minute(pool: asyncpg.Pool, name: str, miner: str, worker
         name, miner, worker, ts, accepted, rejected, stale, difficulty, best, last_share_at)
 
 
+async def insert_status(pool: asyncpg.Pool, name: str, miner: str, worker: str, offline_after: datetime,
+                        last_share_at: datetime | None = None) -> None:
+    """A worker_status row as the aggregator writes it (migration 0006)."""
+    await pool.execute(
+        "INSERT INTO worker_status (pool, miner, worker, last_share_at, offline_after, source_partition)"
+        " VALUES ($1, $2, $3, $4, $5, 0)", name, miner, worker, last_share_at, offline_after)
+
+
 async def get(api: Api, path: str, **params: str) -> Any:
     response = await api.client.get(path, params=params, headers=await api.headers("read"))
     assert response.status_code == 200, response.text
@@ -82,6 +90,12 @@ async def test_pool_stats_exact_figures(module_api: Api) -> None:
     await db.execute("INSERT INTO blocks (pool, height, hash, miner, network_difficulty, status, found_at)"
                      " VALUES ($1, 1, 'h1', 'a', 1e12, 'confirmed', now()), ($1, 2, 'h2', 'a', 1e12, 'orphaned', now()),"
                      " ('other-pool', 3, 'h3', 'a', 1e12, 'candidate', now())", name)
+    # Liveness: the aggregator's deadlines (pool_metrics' per-minute counts are not what is shown).
+    later, earlier = datetime.now(UTC) + timedelta(minutes=5), datetime.now(UTC) - timedelta(seconds=1)
+    await insert_status(db, name, "alice", "rig1", later)
+    await insert_status(db, name, "alice", "rig2", later)
+    await insert_status(db, name, "bob", "rig1", earlier)
+    await insert_status(db, "other-pool", "carol", "rig1", later)
 
     body = await get(module_api, "/api/pool/stats", pool=name)
     assert body["hashrate"] == {
@@ -93,7 +107,7 @@ async def test_pool_stats_exact_figures(module_api: Api) -> None:
     }
     assert body["shares_per_second"] == (7 + 12) / 300
     assert body["efficiency"] == (6 + 10 + 20 + 40 + 50) / (7 + 12 + 22 + 40 + 60)
-    assert (body["active_miners"], body["active_workers"]) == (1, 2)  # the last complete minute's
+    assert (body["active_miners"], body["active_workers"]) == (1, 2)  # alice's two online workers
     assert body["blocks_found"] == 2
     assert body["as_of"] == iso(m)
 
@@ -194,3 +208,64 @@ async def test_stats_need_the_read_scope(module_api: Api) -> None:
     for path in ("/api/pool/stats", "/api/miners/a/stats", "/api/miners/a/history"):
         assert (await module_api.client.get(path)).status_code == 401
         assert (await module_api.client.get(path, headers=await module_api.headers("ingest"))).status_code == 403
+
+
+async def test_miner_stats_online_from_worker_status(module_api: Api) -> None:
+    db, name = module_api.container.pool, "status-pool"
+    m = await current_minute()
+    now = datetime.now(UTC)
+    minute = timedelta(minutes=1)
+    # slow: last share 12 minutes ago, but at its rate the aggregator expects the next one later
+    await insert_worker_minute(db, name, "dave", "slow", m - 12 * minute, difficulty=1, accepted=1,
+                               last_share_at=m - 12 * minute)
+    await insert_status(db, name, "dave", "slow", now + timedelta(minutes=3), last_share_at=m - 12 * minute)
+    # gone: shared 5 seconds ago, then disconnected (deadline passed)
+    await insert_worker_minute(db, name, "dave", "gone", m - minute, difficulty=1, accepted=1,
+                               last_share_at=now - timedelta(seconds=5))
+    await insert_status(db, name, "dave", "gone", now - timedelta(seconds=1))
+    # nostatus: no status row, recent share: the 5-minute rule
+    await insert_worker_minute(db, name, "dave", "nostatus", m - minute, difficulty=1, accepted=1,
+                               last_share_at=now - timedelta(seconds=20))
+    body = await get(module_api, "/api/miners/dave/stats", pool=name)
+    assert {w["worker"]: w["online"] for w in body["workers"]} == {"gone": False, "nostatus": True, "slow": True}
+    pool = await get(module_api, "/api/pool/stats", pool=name)
+    assert (pool["active_miners"], pool["active_workers"]) == (1, 1)  # only rows of worker_status count
+
+
+async def test_history_resolution_from_range_or_step(module_api: Api) -> None:
+    from services.aggregator.adapters.rollups import RollupJob
+
+    db, name = module_api.container.pool, "resolution-pool"
+    m = await current_minute()
+    hour = m.replace(minute=0)
+    minute = timedelta(minutes=1)
+    # Two complete hours before the current one: 3 minute rows in each, one in the current hour.
+    for start in (hour - timedelta(hours=2), hour - timedelta(hours=1)):
+        for k, difficulty in ((0, 60), (7, 120), (59, 180)):
+            await insert_worker_minute(db, name, "erin", "rig1", start + k * minute, difficulty=difficulty,
+                                       accepted=2, rejected=1)
+    await insert_worker_minute(db, name, "erin", "rig1", hour, difficulty=5, accepted=1)
+    await RollupJob(db).run_pass(lookback=True)
+
+    # 10 hours: hourly rows; without `to` the range ends at the current hour's start
+    body = await get(module_api, "/api/miners/erin/history", pool=name, **{"from": iso(hour - timedelta(hours=10))})
+    assert body == [
+        {"ts": iso(hour - timedelta(hours=h)), "worker": "rig1", "accepted": 6, "rejected": 3, "stale": 0,
+         "difficulty_accepted": 360.0, "hashrate": 360 * T32 / 3600}
+        for h in (2, 1)
+    ]
+    # the same range in minutes, asked for explicitly
+    minutes = await get(module_api, "/api/miners/erin/history", pool=name, step="1m",
+                        **{"from": iso(hour - timedelta(hours=10)), "to": iso(hour)})
+    assert [r["difficulty_accepted"] for r in minutes] == [60.0, 120.0, 180.0] * 2
+    assert minutes[0]["hashrate"] == 60 * T32 / 60
+    # 20 days: daily rows (the current day's row holds whatever rolled up so far)
+    days = await get(module_api, "/api/miners/erin/history", pool=name, **{
+        "from": iso(hour - timedelta(days=20)), "to": iso(hour + timedelta(hours=1))})
+    assert sum(r["accepted"] for r in days) == 13
+    assert all(r["hashrate"] == r["difficulty_accepted"] * T32 / 86_400 for r in days)
+    assert {datetime.fromisoformat(r["ts"]).time() for r in days} == {datetime.min.time()}
+    # a bad step is a 422 naming it
+    response = await module_api.client.get("/api/miners/erin/history", params={"pool": name, "step": "2h"},
+                                           headers=await module_api.headers("read"))
+    assert response.status_code == 422 and response.json()["details"][0]["field"] == "query.step"

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from services.ingest.domain.stats import (
     ONLINE_WITHIN,
+    STEP_S,
     WINDOWS_S,
+    Step,
     WindowTotals,
     WorkerTotals,
     efficiency,
     hashrate_hs,
     history_row,
+    history_step,
     is_online,
     miner_stats,
     minute_start,
     pool_stats,
+    step_floor,
     window_starts,
 )
 
@@ -149,3 +153,65 @@ def test_history_row_hashrate_is_per_minute(difficulty: float, expected: float) 
     assert row.hashrate == expected
     assert (row.ts, row.worker, row.accepted, row.rejected, row.stale, row.difficulty_accepted) == (
         M, "rig1", 4, 1, 0, difficulty)
+
+
+@pytest.mark.parametrize(
+    ("offline_after", "last_share_age", "expected"),
+    [
+        (NOW + timedelta(seconds=1), timedelta(hours=3), True),  # the aggregator's deadline wins
+        (NOW, timedelta(0), False),  # deadline reached: offline, however recent the last share
+        (NOW - timedelta(minutes=1), timedelta(seconds=10), False),  # e.g. disconnected
+        (None, timedelta(seconds=10), True),  # no status row: the 5-minute rule
+        (None, ONLINE_WITHIN + timedelta(seconds=1), False),
+    ],
+)
+def test_online_from_the_status_deadline(offline_after: datetime | None, last_share_age: timedelta,
+                                         expected: bool) -> None:
+    assert is_online(NOW - last_share_age, NOW, offline_after) is expected
+
+
+def test_miner_stats_use_the_status_deadline() -> None:
+    stale_but_online = WorkerTotals("slow", {}, last_share_at=NOW - timedelta(minutes=12),
+                                    offline_after=NOW + timedelta(minutes=3))
+    fresh_but_gone = WorkerTotals("gone", {}, last_share_at=NOW - timedelta(seconds=5),
+                                  offline_after=NOW - timedelta(seconds=1))
+    stats = miner_stats("alice", [stale_but_online, fresh_but_gone], now=NOW, multiplier=T32)
+    assert [(w.worker, w.online) for w in stats.workers] == [("gone", False), ("slow", True)]
+
+
+H = timedelta(hours=1)
+D = timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("span", "requested", "expected"),
+    [
+        (timedelta(minutes=1), None, "1m"),
+        (6 * H, None, "1m"),
+        (6 * H + timedelta(seconds=1), None, "1h"),
+        (14 * D, None, "1h"),
+        (14 * D + timedelta(minutes=1), None, "1d"),
+        (400 * D, None, "1d"),
+        (400 * D, "1m", "1m"),  # an explicit step always wins
+        (timedelta(minutes=5), "1d", "1d"),
+        (2 * D, "1h", "1h"),
+    ],
+)
+def test_history_step_from_range_or_parameter(span: timedelta, requested: Step | None, expected: Step) -> None:
+    assert history_step(M - span, M, requested) == expected
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [("1m", M), ("1h", datetime(2026, 3, 1, 12, tzinfo=UTC)), ("1d", datetime(2026, 3, 1, tzinfo=UTC))],
+)
+def test_step_floor(step: Step, expected: datetime) -> None:
+    assert step_floor(NOW, step) == expected
+    # a time given in another zone floors to the UTC hour and day all the same
+    assert step_floor(NOW.astimezone(timezone(timedelta(hours=5, minutes=30))), step) == expected
+
+
+@pytest.mark.parametrize("step", ["1m", "1h", "1d"])
+def test_history_row_hashrate_is_over_its_own_step(step: Step) -> None:
+    row = history_row(M, "rig1", 3600, 0, 0, 86_400.0, multiplier=T32, step_s=STEP_S[step])
+    assert row.hashrate == 86_400.0 * T32 / STEP_S[step]

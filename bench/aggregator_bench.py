@@ -1,0 +1,379 @@
+"""Aggregator throughput against the real broker (a benchmark, not a test).
+
+    source .chimera/stack.env && .venv/bin/python bench/aggregator_bench.py [--events 1000000] [--workers 100000]
+
+Produces N share events (W distinct workers, 4 per miner, event times spread
+over the last `--minutes` minutes) to a fresh prefixed topic set, then
+measures, in the same run and each phase in a process of its own (so each
+peak RSS is its own):
+
+(a) baseline: a bare aiokafka consumer that only decodes the records with orjson;
+(b) domain: the same consumer, bulk decoding and validation
+    (`services.aggregator.decoding.decode_records`, else `shared.events.decode_batch`)
+    and `PoolAggregate.ingest_shares` (one model per partition, no database),
+    then the outputs' costs on that state: their `on_batch` bookkeeping, one
+    snapshot tick (computed, sent to a null producer), the exporter's ranking
+    and a scrape;
+(c) pipeline: `python -m services.aggregator` (if it exists) against a fresh
+    schema, with the outputs wired in (`AGGREGATOR_OUTPUTS`), until its stored
+    offsets reach the end of every partition.
+
+Reported: events/s of each, ratios to (a), and peak RSS (VmHWM) of each process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shared.db.migrate import migrate_database  # noqa: E402
+from shared.kafka.options import client_options  # noqa: E402
+from shared.kafka.producer import EventProducer, OutgoingRecord  # noqa: E402
+from shared.kafka.topics import Topic, ensure_topics, topic_name, topic_specs  # noqa: E402
+from shared.settings import ServiceSettings  # noqa: E402
+
+FETCH = {"max_partition_fetch_bytes": 8 * 1024 * 1024, "fetch_max_bytes": 64 * 1024 * 1024}
+
+
+def vm_hwm_mib(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def settings_for(prefix: str, schema: str = "public", partitions: int = 12) -> ServiceSettings:
+    return ServiceSettings(kafka_topic_prefix=prefix, database_schema=schema, kafka_topic_partitions=partitions)
+
+
+# --- producing ---------------------------------------------------------------------------
+
+
+async def produce(settings: ServiceSettings, events: int, workers: int, minutes: int) -> float:
+    topic = topic_name(settings, Topic.SHARES)
+    now = time.time_ns() // 1_000_000
+    start = now - minutes * 60_000
+    step = minutes * 60_000 / events
+    run = uuid.uuid4().hex[:8]
+    producer = EventProducer(settings, client_id="bench-producer", linger_ms=20, max_batch_size=1024 * 1024,
+                             delivery_timeout_s=120)
+    await producer.start()
+    began = time.perf_counter()
+    try:
+        chunk = 50_000
+        for base in range(0, events, chunk):
+            records = []
+            for j in range(base, min(base + chunk, events)):
+                w = j % workers
+                miner = f"bc1qbench{w // 4:06d}"
+                value = orjson.dumps({
+                    "event_id": f"{run}-{j}", "type": "share", "ts": int(start + j * step), "pool": "main",
+                    "node": f"node-{j % 4}", "miner": miner, "worker": f"rig{w % 4}",
+                    "difficulty": 65536.0, "status": "rejected" if j % 50 == 0 else "accepted",
+                })
+                records.append(OutgoingRecord(topic, miner.encode(), value))
+            await producer.send_batch(records, timeout_s=120)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - began
+
+
+# --- phases (each in its own process) --------------------------------------------------------
+
+
+async def consume(settings: ServiceSettings, handle: Any) -> tuple[int, float]:
+    """Read every record of the shares topic from the start; `handle(partition, records)` per fetch."""
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **FETCH)
+    await consumer.start()
+    try:
+        topic = topic_name(settings, Topic.SHARES)
+        partitions = [TopicPartition(topic, p) for p in range(settings.kafka_topic_partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        pending = {tp for tp in partitions if end[tp] > 0}
+        count = 0
+        began = time.perf_counter()
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=20_000)
+            for tp, records in batches.items():
+                handle(tp.partition, records)
+                count += len(records)
+                if records[-1].offset + 1 >= end[tp]:
+                    pending.discard(tp)
+        return count, time.perf_counter() - began
+    finally:
+        await consumer.stop()
+
+
+async def phase_baseline(settings: ServiceSettings) -> dict[str, Any]:
+    def handle(_: int, records: list[Any]) -> None:
+        for r in records:
+            orjson.loads(r.value)
+
+    count, elapsed = await consume(settings, handle)
+    return {"events": count, "seconds": elapsed, "rate": count / elapsed, "vm_hwm_mib": vm_hwm_mib()}
+
+
+def _decoder() -> Any:
+    if importlib.util.find_spec("services.aggregator.decoding") is not None:
+        from services.aggregator.decoding import decode_records
+
+        return lambda records: [e for e in decode_records(records).events if e is not None]
+    from shared.events import decode_batch
+
+    return lambda records: decode_batch(b"[" + b",".join(r.value for r in records) + b"]",
+                                        max_events=len(records) + 1)
+
+
+async def phase_domain(settings: ServiceSettings) -> dict[str, Any]:
+    from services.aggregator.adapters.exporter import MetricsExporter
+    from services.aggregator.adapters.outputs import BatchOutcome, PartitionOutcome
+    from services.aggregator.adapters.rollups import RollupJob
+    from services.aggregator.adapters.snapshots import SnapshotPublisher
+    from services.aggregator.domain.model import PoolAggregate
+
+    decode = _decoder()
+    models: dict[int, PoolAggregate] = {}
+    results: list[tuple[int, Any]] = []
+
+    def handle(partition: int, records: list[Any]) -> None:
+        model = models.get(partition)
+        if model is None:
+            model = models[partition] = PoolAggregate()
+        results.append((partition, model.ingest_shares(decode(records))))
+
+    count, elapsed = await consume(settings, handle)
+    out: dict[str, Any] = {"events": count, "seconds": elapsed, "rate": count / elapsed,
+                           "workers": sum(len(m.workers) for m in models.values()),
+                           "vm_hwm_mib_after_ingest": vm_hwm_mib()}
+
+    class NullProducer:
+        async def start(self) -> None: ...
+        async def stop(self) -> None: ...
+        async def send_batch(self, records: Any, **_: Any) -> None:
+            out["snapshot_bytes"] = sum(len(r[2]) for r in records)
+
+    snapshots = SnapshotPublisher(settings, producer=NullProducer())  # type: ignore[arg-type]
+    exporter = MetricsExporter(db_pool=None)
+    rollups = RollupJob(None)  # type: ignore[arg-type]  # bookkeeping only: no pass runs
+    began = time.perf_counter()
+    for partition, result in results:
+        batch = BatchOutcome(partitions={partition: PartitionOutcome(models[partition], shares=result)},
+                             received={Topic.SHARES: result.received}, batch_size=result.received)
+        for output in (snapshots, exporter, rollups):
+            output.on_batch(batch)
+    out["outputs_on_batch_s"] = time.perf_counter() - began
+    began = time.perf_counter()
+    report = await snapshots.tick()
+    out["snapshot_tick_s"] = time.perf_counter() - began
+    out["snapshot_tick_records"] = report.records
+    out["snapshot_pending_after_tick"] = report.pending_left
+    began = time.perf_counter()
+    second = await snapshots.tick()  # no sweep: the backlog draining
+    out["snapshot_tick2_s"] = time.perf_counter() - began
+    out["snapshot_tick2_records"] = second.records
+    began = time.perf_counter()
+    await exporter.rank()
+    out["exporter_rank_s"] = time.perf_counter() - began
+    began = time.perf_counter()
+    await exporter.refresh()
+    out["exporter_refresh_s"] = time.perf_counter() - began
+    began = time.perf_counter()
+    text = exporter.render()
+    out["exporter_scrape_s"] = time.perf_counter() - began
+    out["exporter_scrape_bytes"] = len(text)
+    out["vm_hwm_mib"] = vm_hwm_mib()
+    return out
+
+
+async def phase_pipeline(settings: ServiceSettings, events: int, timeout_s: float,
+                         outputs: bool = True) -> dict[str, Any] | None:
+    if importlib.util.find_spec("services.aggregator.bootstrap") is None:
+        return None
+    await migrate_database(settings)
+    port = free_port()
+    env = {**os.environ, "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
+           "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
+           "DATABASE_SCHEMA": settings.database_schema, "METRICS_PORT": str(port), "LOG_LEVEL": "WARNING",
+           "AGGREGATOR_OUTPUTS": "services.aggregator.adapters.outputs:build_outputs" if outputs else "",
+           # its own consumer group per run: a second run re-reads everything
+           "AGGREGATOR_GROUP_ID": f"bench-{'outputs' if outputs else 'bare'}"}
+    topic = topic_name(settings, Topic.SHARES)
+    conn = await asyncpg.connect(settings.database_url, server_settings={"search_path": settings.database_schema})
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "services.aggregator"], env=env, cwd=ROOT)  # noqa: ASYNC220
+    first_progress: tuple[float, int] | None = None
+    done_at: float | None = None
+    peak = 0.0
+    try:
+        while time.perf_counter() - started < timeout_s:
+            if process.poll() is not None:
+                raise SystemExit(f"the aggregator exited with {process.returncode}")
+            peak = max(peak, vm_hwm_mib(process.pid))
+            try:
+                done = await conn.fetchval("SELECT coalesce(sum(next_offset), 0)::bigint FROM aggregator_offsets"
+                                           " WHERE topic = $1 AND consumer_group = $2", topic,
+                                           settings.kafka_topic_prefix + env["AGGREGATOR_GROUP_ID"])
+            except asyncpg.UndefinedTableError:
+                done = 0
+            if done and first_progress is None:
+                first_progress = (time.perf_counter(), done)
+            if done >= events:
+                done_at = time.perf_counter()
+                break
+            await asyncio.sleep(0.25)
+        scrape: dict[str, Any] = {}
+        if done_at is not None and outputs:
+            import httpx
+
+            async with httpx.AsyncClient() as client:
+                t = time.perf_counter()
+                response = await client.get(f"http://127.0.0.1:{port}/metrics")
+                scrape = {"scrape_s": time.perf_counter() - t, "scrape_bytes": len(response.content),
+                          "has_pool_total_hashrate": b"pool_total_hashrate{" in response.content}
+        peak = max(peak, vm_hwm_mib(process.pid))
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        await conn.close()
+    if done_at is None or first_progress is None:
+        return {"completed": False, "vm_hwm_mib": peak}
+    t0, done0 = first_progress
+    return {"completed": True, "events": events, "seconds_from_start": done_at - started,
+            "rate_from_start": events / (done_at - started),
+            "rate_steady": (events - done0) / max(done_at - t0, 1e-9), "vm_hwm_mib": peak, **scrape}
+
+
+def run_phase(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    """Run one phase in a child process (its own peak RSS) and read its JSON result."""
+    phase, _, variant = name.partition(":")
+    command = [sys.executable, __file__, "--phase", phase, "--prefix", args.prefix, "--schema", args.schema,
+               *(["--without-outputs"] if variant == "bare" else []),
+               "--events", str(args.events), "--partitions", str(args.partitions),
+               "--timeout", str(args.timeout)]
+    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    line = done.stdout.strip().splitlines()[-1]
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+async def child(args: argparse.Namespace) -> None:
+    schema = f"{args.schema}_bare" if args.without_outputs else args.schema  # a database of its own
+    settings = settings_for(args.prefix, schema, args.partitions)
+    if args.phase == "baseline":
+        result = await phase_baseline(settings)
+    elif args.phase == "domain":
+        result = await phase_domain(settings)
+    else:
+        result = await phase_pipeline(settings, args.events, args.timeout, outputs=not args.without_outputs)
+    print(json.dumps(result))
+
+
+async def main(args: argparse.Namespace) -> None:
+    args.prefix = f"bench{uuid.uuid4().hex[:8]}."
+    args.schema = args.prefix[:-1]
+    settings = settings_for(args.prefix, args.schema, args.partitions)
+    admin_conn = await asyncpg.connect(settings.database_url)
+    await admin_conn.execute(f'CREATE SCHEMA "{args.schema}"')
+    await admin_conn.execute(f'CREATE SCHEMA "{args.schema}_bare"')
+    try:
+        await ensure_topics(settings)
+        produce_s = await produce(settings, args.events, args.workers, args.minutes)
+        print(f"produced {args.events:,} share events ({args.workers:,} workers, {args.workers // 4:,} miners, "
+              f"{args.partitions} partitions) in {produce_s:.1f}s")
+        baseline = run_phase("baseline", args)
+        assert baseline is not None
+        print(f"(a) bare aiokafka + orjson.loads: {baseline['rate']:,.0f} events/s "
+              f"({baseline['seconds']:.1f}s), peak RSS {baseline['vm_hwm_mib']:.0f} MiB")
+        domain = run_phase("domain", args)
+        assert domain is not None
+        print(f"(b) + bulk validation + PoolAggregate.ingest_shares: {domain['rate']:,.0f} events/s "
+              f"({domain['seconds']:.1f}s), ratio to (a) {domain['rate'] / baseline['rate']:.2f}; "
+              f"{domain['workers']:,} workers in memory, peak RSS {domain['vm_hwm_mib_after_ingest']:.0f} MiB")
+        print(f"    outputs on that state: on_batch bookkeeping {domain['outputs_on_batch_s']:.2f}s in all "
+              f"({domain['outputs_on_batch_s'] / domain['seconds'] * 100:.1f}% of (b)); one snapshot tick "
+              f"{domain['snapshot_tick_s']:.2f}s for {domain['snapshot_tick_records']} "
+              f"({domain.get('snapshot_bytes', 0) / 1e6:.1f} MB, {domain['snapshot_pending_after_tick']:,} left; "
+              f"the next tick {domain['snapshot_tick2_s']:.2f}s for {domain['snapshot_tick2_records']}); "
+              f"exporter rank {domain['exporter_rank_s']:.2f}s, refresh {domain['exporter_refresh_s']:.2f}s, "
+              f"scrape {domain['exporter_scrape_s'] * 1000:.1f} ms ({domain['exporter_scrape_bytes']:,} bytes); "
+              f"peak RSS {domain['vm_hwm_mib']:.0f} MiB")
+        if args.compare_outputs:
+            bare = run_phase("pipeline:bare", args)
+            if bare is not None and bare["completed"]:
+                print(f"(c0) python -m services.aggregator WITHOUT outputs: {bare['rate_steady']:,.0f} events/s "
+                      f"steady, ratio to (a) {bare['rate_steady'] / baseline['rate']:.2f}; "
+                      f"peak RSS {bare['vm_hwm_mib']:.0f} MiB")
+        pipeline = run_phase("pipeline", args)
+        if pipeline is None:
+            print("(c) full pipeline: services.aggregator.bootstrap does not exist (yet); skipped")
+        elif not pipeline["completed"]:
+            print(f"(c) full pipeline: did not consume everything within {args.timeout:g}s "
+                  f"(peak RSS {pipeline['vm_hwm_mib']:.0f} MiB)")
+        else:
+            print(f"(c) python -m services.aggregator (PostgreSQL, outputs wired): "
+                  f"{pipeline['rate_steady']:,.0f} events/s steady, {pipeline['rate_from_start']:,.0f} events/s "
+                  f"including start-up ({pipeline['seconds_from_start']:.1f}s), ratio to (a) "
+                  f"{pipeline['rate_steady'] / baseline['rate']:.2f}; peak RSS {pipeline['vm_hwm_mib']:.0f} MiB; "
+                  f"/metrics scrape {pipeline.get('scrape_s', float('nan')) * 1000:.0f} ms")
+    finally:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(**client_options(settings))
+        await admin.start()
+        try:
+            await admin.delete_topics([spec.name for spec in topic_specs(settings)])
+        finally:
+            await admin.close()
+        await admin_conn.execute(f'DROP SCHEMA "{args.schema}" CASCADE')
+        await admin_conn.execute(f'DROP SCHEMA "{args.schema}_bare" CASCADE')
+        await admin_conn.close()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=100_000)
+    parser.add_argument("--minutes", type=int, default=20, help="event times spread over the last N minutes")
+    parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds the full pipeline may take")
+    parser.add_argument("--compare-outputs", action="store_true",
+                        help="also run the full pipeline without the outputs (snapshots, exporter, roll-ups)")
+    parser.add_argument("--without-outputs", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["baseline", "domain", "pipeline"], help=argparse.SUPPRESS)
+    parser.add_argument("--prefix", help=argparse.SUPPRESS)
+    parser.add_argument("--schema", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    asyncio.run(child(arguments) if arguments.phase else main(arguments))

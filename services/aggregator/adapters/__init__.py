@@ -1,0 +1,1 @@
+"""I/O of the aggregator: PostgreSQL, Kafka and the outputs."""

@@ -1,0 +1,96 @@
+"""PostgreSQL writes of the aggregator: one transaction per batch, exactly once.
+
+A batch is ONE call of `chimera_aggregator_write` (migration 0006), which
+(1) locks the batch's partitions' rows in `aggregator_offsets` and writes
+nothing if any stored offset is not the one this member read (another member
+owns that partition now: reported as stale, and the rest written by a second
+call), (2) upserts the minute rows additively, the blocks by hash, the touched
+workers' liveness, and (3) moves the offsets on. Figures and positions commit
+together or not at all, so a crash anywhere, a retry or a rebalance can
+neither lose nor double count a record.
+
+One statement means one round trip: the pipeline folds the next batch while
+PostgreSQL works on this one. Rows travel as column arrays sorted by key (same
+lock order for every writer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import asyncpg
+
+from ..errors import db_connection
+from ..rows import (
+    PartitionWrite,
+    block_columns,
+    claim_columns,
+    merge_writes,
+    minute_columns,
+    offset_columns,
+    pool_columns,
+    worker_columns,
+)
+from . import offsets
+from .offsets import StoredPosition
+
+__all__ = ["AggregatorStore", "WriteOutcome"]
+
+# The whole batch in one statement (migration 0006): one round trip, one transaction.
+_WRITE: Final = f"SELECT chimera_aggregator_write({', '.join(f'${i}' for i in range(1, 49))})"  # 48 arguments
+
+
+@dataclass(slots=True)
+class WriteOutcome:
+    committed: list[int] = field(default_factory=list)  # partitions written
+    stale: list[int] = field(default_factory=list)  # partitions another member moved on
+    rows: dict[str, int] = field(default_factory=dict)  # rows upserted per table
+
+
+class AggregatorStore:
+    """The aggregator's batch writes and offset bookkeeping over an asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool, group: str, *, timeout_s: float = 30.0) -> None:
+        self._pool = pool
+        self.group = group
+        self._timeout_s = timeout_s
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    async def write(self, writes: Sequence[PartitionWrite]) -> WriteOutcome:
+        """One transaction for the whole batch; raises StoreError (nothing written) on failure.
+
+        Partitions another member moved on are left out (and reported); the rest is
+        written, by a second call in the rare case that some were stale."""
+        partitions = tuple(sorted(w.partition for w in writes))
+        outcome = WriteOutcome()
+        remaining = list(writes)
+        async with db_connection(self._pool, "batch write", timeout_s=self._timeout_s,
+                                 partitions=partitions) as conn:
+            while remaining:
+                merged = merge_writes(remaining)
+                args = (*claim_columns(remaining), *minute_columns(merged.worker_deltas),
+                        *pool_columns(merged.pool_deltas), *block_columns(merged.blocks),
+                        *worker_columns(merged.workers), *offset_columns(merged.offsets))
+                stale = await conn.fetchval(_WRITE, self.group, *args)
+                if not stale:
+                    outcome.rows = {"miner_metrics": len(merged.worker_deltas),
+                                    "pool_metrics": len(merged.pool_deltas),
+                                    "blocks": len(merged.blocks), "worker_status": len(merged.workers)}
+                    break
+                outcome.stale += stale
+                remaining = [w for w in remaining if w.partition not in stale]
+        outcome.committed = sorted(w.partition for w in remaining)
+        outcome.stale.sort()
+        return outcome
+
+    async def ensure_offsets(
+        self, starts: Mapping[tuple[str, int], int], partitions: tuple[int, ...] = ()
+    ) -> dict[tuple[str, int], StoredPosition]:
+        async with db_connection(self._pool, "reading offsets", timeout_s=self._timeout_s,
+                                 partitions=partitions) as conn:
+            return await offsets.ensure(conn, self.group, starts)

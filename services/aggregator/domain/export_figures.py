@@ -1,0 +1,155 @@
+"""Figures of workers, miners and pools across the partition models (pure).
+
+The aggregator keeps one `PoolAggregate` per input partition (a miner's events
+all land in one partition), so a miner or worker lives in exactly one model and
+a pool's figures are the sum over every model holding it. These functions are
+what the snapshot stream and the Prometheus exporter publish.
+
+Two clocks, on purpose:
+- `as_of_ms` (windows): every window query of one publication uses the same
+  minute, never earlier than what any series was already advanced to
+  (`WindowAccumulator.totals` clamps an earlier query, and totals of different
+  minutes cannot be added). `sum_totals` re-queries at the latest minute seen
+  when another caller advanced some series past the requested one.
+- `live_at_ms` (liveness), per model: wall clock while its partition is caught
+  up, else its event-time watermark, so consumer lag cannot fake outages
+  (see liveness.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeAlias
+
+from .accumulator import WindowAccumulator, WindowTotals
+from .blocks import LUCK_WINDOWS
+from .minutes import MINUTE_MS, WorkerKey
+from .model import PoolAggregate
+from .snapshot import build_snapshot
+from .windows import DEFAULT_MULTIPLIER
+
+__all__ = [
+    "MinerKey",
+    "PoolActivity",
+    "common_as_of_ms",
+    "liveness_time_ms",
+    "miner_figures",
+    "pool_activity",
+    "pool_figures",
+    "pools_of",
+    "sum_totals",
+    "worker_figures",
+]
+
+MinerKey: TypeAlias = tuple[str, str]  # (pool, miner)
+PoolActivity: TypeAlias = dict[str, tuple[int, int]]  # pool -> (active miners, active workers)
+_IDENTITY = ("pool", "miner", "worker")
+
+
+def liveness_time_ms(now_ms: int, watermark_ms: int, records_behind: int | None) -> int:
+    """When to judge a partition's workers: wall clock if it is caught up (or its lag
+    is unknown), else its event-time watermark (never later than the wall clock)."""
+    if not records_behind or watermark_ms <= 0:
+        return now_ms
+    return min(now_ms, watermark_ms)
+
+
+def common_as_of_ms(now_ms: int, watermarks_ms: Iterable[int], floor_ms: int = 0) -> int:
+    """The time window figures are taken at: the latest of the wall clock, the
+    models' watermarks (events may be stamped up to 5 minutes ahead) and `floor_ms`
+    (the previous publication's, so the figures never go back in time)."""
+    return max(now_ms, floor_ms, *watermarks_ms)
+
+
+def sum_totals(fetch: Callable[[int], Iterable[WindowTotals]], as_of_ms: int) -> WindowTotals:
+    """Sum of the totals `fetch(as_of_ms)` returns, all taken as of one minute.
+
+    If some series were already advanced past `as_of_ms` (they come back as of a
+    later minute), everything is fetched again as of the latest one."""
+    items = list(fetch(as_of_ms))
+    wanted = as_of_ms - as_of_ms % MINUTE_MS
+    latest = max((t.as_of_ms for t in items), default=wanted)
+    if any(t.as_of_ms != latest for t in items):
+        items = list(fetch(latest))
+        latest = max((t.as_of_ms for t in items), default=latest)
+    total = WindowTotals.empty(latest)
+    for t in items:
+        total = total + t
+    return total
+
+
+def _totals_of(acc: WindowAccumulator[Any], keys: Sequence[Any]) -> Callable[[int], Iterable[WindowTotals]]:
+    return lambda as_of: [acc.totals(k, as_of) for k in keys]
+
+
+def worker_figures(model: PoolAggregate, key: WorkerKey, as_of_ms: int, live_at_ms: int) -> dict[str, Any]:
+    """`build_snapshot` figures of one worker (without its identity keys)."""
+    figures = model.worker_snapshot(key, as_of_ms)
+    for name in _IDENTITY:
+        figures.pop(name, None)
+    figures["online"] = model.liveness.is_online(key, live_at_ms)
+    return figures
+
+
+def miner_figures(
+    model: PoolAggregate, pool: str, miner: str, workers: Iterable[str], as_of_ms: int, live_at_ms: int
+) -> dict[str, Any]:
+    """Figures of one miner: its workers' window sums; online while any worker is;
+    plus `workers_total` and `workers_online`."""
+    keys = [(pool, miner, w) for w in workers if (pool, miner, w) in model.workers]
+    liveness = model.liveness
+    online = sum(1 for k in keys if liveness.is_online(k, live_at_ms))
+    last = [ms for ms in (liveness.last_share_ms(k) for k in keys) if ms is not None]
+    return build_snapshot(
+        sum_totals(_totals_of(model.workers, keys), as_of_ms),
+        multiplier=model.multiplier,
+        online=online > 0,
+        last_share_at_ms=max(last) if last else None,
+        extra={"workers_total": len(keys), "workers_online": online},
+    )
+
+
+def pools_of(models: Iterable[PoolAggregate]) -> set[str]:
+    """Every pool some model has share figures for."""
+    return {pool for model in models for pool in model.pools.keys()}  # noqa: SIM118 - no __iter__
+
+
+def pool_activity(models: Iterable[tuple[PoolAggregate, int]]) -> PoolActivity:
+    """(active miners, active workers) per pool, each model judged at its own time.
+
+    One pass over each model's workers (Liveness.active_* would take two per pool).
+    Workers and miners are disjoint across models, so the counts add up."""
+    workers: dict[str, int] = {}
+    miners: dict[str, set[str]] = {}
+    for model, live_at_ms in models:
+        for pool, miner, _worker in model.liveness.online_workers(live_at_ms):
+            workers[pool] = workers.get(pool, 0) + 1
+            miners.setdefault(pool, set()).add(miner)
+    return {pool: (len(miners[pool]), n) for pool, n in workers.items()}
+
+
+def pool_figures(
+    pool: str, models: Sequence[PoolAggregate], as_of_ms: int, activity: Mapping[str, tuple[int, int]]
+) -> dict[str, Any]:
+    """Figures of one pool summed over the models holding it, plus `active_miners`,
+    `active_workers`, `blocks_found`, `round_effort` and `luck` (by last-n blocks).
+
+    Round effort and luck need all of the pool's shares in one ledger: they are
+    given when a single model holds the pool, else None (not a wrong number)."""
+    holders = [m for m in models if pool in m.pools or m.ledger.blocks_found(pool)]
+    with_shares = [m for m in holders if pool in m.pools]
+    multiplier = next((m.multiplier for m in (*holders, *models)), DEFAULT_MULTIPLIER)
+    totals = sum_totals(lambda as_of: [m.pools.totals(pool, as_of) for m in with_shares], as_of_ms)
+    single = holders[0] if len(holders) == 1 else None
+    miners, workers = activity.get(pool, (0, 0))
+    return build_snapshot(
+        totals,
+        multiplier=multiplier,
+        extra={
+            "active_miners": miners,
+            "active_workers": workers,
+            "blocks_found": sum(m.ledger.blocks_found(pool) for m in holders),
+            "round_effort": single.ledger.current_effort(pool) if single else None,
+            "luck": {str(n): single.ledger.luck(pool, n).luck if single else None for n in LUCK_WINDOWS},
+        },
+    )

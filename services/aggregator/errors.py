@@ -1,0 +1,120 @@
+"""Errors of the aggregator's adapters: data about what failed, and whether retrying can help.
+
+Callers decide on `retriable` (and the fields), never on message text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Final
+
+import asyncpg
+
+__all__ = ["DB_ERRORS", "AggregatorError", "Backoff", "StoreError", "WarmupError", "db_connection", "store_error"]
+
+# What asyncpg (or the socket under it) raises. InternalClientError is what a
+# connection broken in mid-protocol reports on its next use.
+DB_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+                    OSError, TimeoutError)
+
+# SQLSTATE classes that describe the server or the connection, not our data:
+# 08 connection, 40 rollback (serialization, deadlock), 53 resources,
+# 55 object not in prerequisite state (lock not available), 57 operator
+# intervention (shutdown, statement timeout), 58 system error.
+_RETRIABLE_CLASSES: Final = frozenset({"08", "40", "53", "55", "57", "58"})
+
+
+class AggregatorError(Exception):
+    def __init__(self, message: str, *, retriable: bool, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+        self.cause = cause
+
+
+class StoreError(AggregatorError):
+    """A PostgreSQL operation failed. `operation` names it, `sqlstate` is the server's code
+    (None for connection-level failures), `partitions` the input partitions it concerned."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retriable: bool,
+        operation: str,
+        sqlstate: str | None = None,
+        partitions: tuple[int, ...] = (),
+        cause: BaseException | None = None,
+    ) -> None:
+        super().__init__(message, retriable=retriable, cause=cause)
+        self.operation = operation
+        self.sqlstate = sqlstate
+        self.partitions = partitions
+
+
+class WarmupError(AggregatorError):
+    """Re-reading a partition's recent records (dedup warm-up) failed."""
+
+    def __init__(self, message: str, *, retriable: bool, partition: int,
+                 cause: BaseException | None = None) -> None:
+        super().__init__(message, retriable=retriable, cause=cause)
+        self.partition = partition
+
+
+def store_error(exc: BaseException, operation: str, partitions: tuple[int, ...] = ()) -> StoreError:
+    """Classify a failure raised by asyncpg (or the socket under it)."""
+    sqlstate = getattr(exc, "sqlstate", None) if isinstance(exc, asyncpg.PostgresError) else None
+    if isinstance(sqlstate, str):
+        retriable = sqlstate[:2] in _RETRIABLE_CLASSES
+    else:
+        # No server verdict: the connection broke, could not be made, or timed out.
+        retriable = isinstance(
+            exc, (OSError, TimeoutError, asyncio.TimeoutError, asyncpg.InterfaceError,
+                  asyncpg.InternalClientError)
+        )
+    return StoreError(
+        f"{operation} failed: {type(exc).__name__}: {exc}",
+        retriable=retriable,
+        operation=operation,
+        sqlstate=sqlstate if isinstance(sqlstate, str) else None,
+        partitions=partitions,
+        cause=exc,
+    )
+
+
+@contextlib.asynccontextmanager
+async def db_connection(
+    pool: asyncpg.Pool, operation: str, *, timeout_s: float, partitions: tuple[int, ...] = ()
+) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection for one operation, bounded in time; failures become StoreError.
+
+    A connection that saw any failure is terminated rather than handed back: after
+    a server restart or a cut in mid-protocol its state cannot be trusted."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            conn = await pool.acquire()
+            try:
+                yield conn
+            except BaseException:
+                conn.terminate()
+                raise
+            finally:
+                await pool.release(conn)
+    except DB_ERRORS as exc:
+        raise store_error(exc, operation, partitions) from exc
+
+
+class Backoff:
+    """Doubling delays between retries, capped; `reset()` after a success."""
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self._initial_s, self._max_s = initial_s, max_s
+        self._next_s = initial_s
+
+    def next(self) -> float:
+        delay, self._next_s = self._next_s, min(self._next_s * 2, self._max_s)
+        return delay
+
+    def reset(self) -> None:
+        self._next_s = self._initial_s

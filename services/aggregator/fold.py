@@ -1,0 +1,106 @@
+"""One input partition's share of a batch, folded into its model (pure: no I/O).
+
+Within a batch the partition's shares go in first, then its blocks, then its
+miner events, each in offset order. Share counting depends only on the order
+of the shares (dedup, then lateness against the share watermark), so the
+figures do not depend on how the stream happens to be cut into batches.
+
+The model is mutated here, before the figures are durable. If the write then
+fails, the caller throws the partition's model away and rebuilds it from the
+database (see partitions.py): never applying a batch twice in memory is then
+a matter of construction, not of careful undo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from shared.events import BlockEvent, Event, MinerEvent, ShareEvent
+from shared.kafka.consumer import Record
+
+from .domain.minutes import WorkerKey
+from .domain.model import BlockBatchResult, PoolAggregate, ShareBatchResult
+from .rows import (
+    OffsetMove,
+    PartitionWrite,
+    merge_deltas,
+    snapshot_block,
+    worker_status_rows,
+)
+
+__all__ = ["Folded", "fold_partition"]
+
+
+@dataclass(slots=True)
+class Folded:
+    write: PartitionWrite
+    shares: ShareBatchResult | None = None
+    blocks: BlockBatchResult | None = None
+    connections: set[WorkerKey] = field(default_factory=set)  # workers with fresh miner events
+    miner_duplicates: int = 0
+    newest_share_ms: int = 0
+
+
+def fold_partition(
+    model: PoolAggregate,
+    partition: int,
+    items: Sequence[tuple[Record, Event | None]],
+    expected: dict[str, int],
+) -> Folded:
+    """Fold the partition's records (with their events; None = dead-lettered) into `model`.
+
+    `expected` holds the stored next offset of each of the partition's topics;
+    every topic with records moves past its last record, dead letters included.
+    """
+    shares: list[ShareEvent] = []
+    blocks: list[BlockEvent] = []
+    miners: list[MinerEvent] = []
+    next_offsets: dict[str, int] = {}
+    last_ts: dict[str, int] = {}
+    for record, event in items:
+        topic = record.topic
+        if record.offset + 1 > next_offsets.get(topic, -1):
+            next_offsets[topic] = record.offset + 1
+        if record.timestamp is not None and record.timestamp > last_ts.get(topic, -1):
+            last_ts[topic] = record.timestamp
+        if event is None:
+            continue
+        kind = event.type
+        if kind == "share":
+            shares.append(event)  # type: ignore[arg-type]
+        elif kind == "block":
+            blocks.append(event)  # type: ignore[arg-type]
+        else:
+            miners.append(event)  # type: ignore[arg-type]
+
+    write = PartitionWrite(partition, watermark_ms=0)
+    folded = Folded(write)
+    touched: set[WorkerKey] = set()
+    if shares:
+        result = folded.shares = model.ingest_shares(shares)
+        write.worker_deltas = result.worker_deltas
+        write.pool_deltas = result.pool_deltas
+        touched.update((p, m, w) for p, m, w, _ in result.worker_deltas)
+        folded.newest_share_ms = max(s.ts_ms for s in shares)
+    if blocks:
+        block_result = folded.blocks = model.ingest_blocks(blocks)
+        # Block counts join the share deltas in new dicts: the results stay the model's own.
+        write.worker_deltas = merge_deltas(merge_deltas({}, write.worker_deltas),
+                                           block_result.worker_deltas)
+        write.pool_deltas = merge_deltas(merge_deltas({}, write.pool_deltas), block_result.pool_deltas)
+        for update in block_result.updates:
+            write.blocks[update.block.hash] = snapshot_block(update.block)
+    if miners:
+        folded.miner_duplicates = len(miners) - model.ingest_miner_events(miners)
+        folded.connections = {(e.pool, e.miner, e.worker) for e in miners}
+        touched |= folded.connections
+
+    write.watermark_ms = model.watermark_ms
+    write.claims = {(topic, partition): offset for topic, offset in expected.items()}
+    write.workers = worker_status_rows(model.liveness, sorted(touched), partition)
+    write.offsets = [
+        OffsetMove(topic, partition, expected[topic], next_offset, last_ts.get(topic))
+        for topic, next_offset in sorted(next_offsets.items())
+    ]
+    return folded

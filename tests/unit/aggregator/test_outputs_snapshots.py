@@ -1,0 +1,192 @@
+"""The snapshot publisher's ticks, with a recording producer: what is sent, when, and how much."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import pytest
+
+from services.aggregator.adapters.outputs import BatchOutcome, PartitionOutcome
+from services.aggregator.adapters.snapshots import SnapshotPublisher, entity_key
+from services.aggregator.domain.model import PoolAggregate
+from shared.kafka.producer import ProduceError
+from shared.settings import ServiceSettings
+
+from .samples import MIN, T0_MS, miner_event, share
+
+pytestmark = pytest.mark.unit
+
+
+class RecordingProducer:
+    def __init__(self) -> None:
+        self.sent: list[list[tuple[str, bytes, bytes]]] = []
+        self.fail = False
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def send_batch(self, records: Iterable[Any], *, timeout_s: float | None = None) -> None:
+        batch = [(r[0], r[1], r[2]) for r in records]
+        if self.fail:
+            raise ProduceError("broker away", retriable=True, failed=len(batch))
+        self.sent.append(batch)
+
+    def last(self) -> dict[bytes, dict[str, Any]]:
+        return {key: orjson.loads(value) for _, key, value in self.sent[-1]}
+
+
+class Clock:
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+def publisher(clock: Clock, **kwargs: Any) -> tuple[SnapshotPublisher, RecordingProducer]:
+    producer = RecordingProducer()
+    pub = SnapshotPublisher(ServiceSettings(kafka_topic_prefix="x."), producer=producer,  # type: ignore[arg-type]
+                            clock_ms=clock, **kwargs)
+    return pub, producer
+
+
+def feed(pub: SnapshotPublisher, model: PoolAggregate, shares: list[Any], partition: int = 0) -> None:
+    result = model.ingest_shares(shares)
+    pub.on_batch(BatchOutcome(partitions={partition: PartitionOutcome(model, shares=result)}))
+
+
+FARM = [share(T0_MS + i * 1000, miner=f"m{i % 2}", worker=f"w{i % 3}", difficulty=2.0) for i in range(60)]
+
+
+async def test_first_tick_sends_every_entity_with_the_documented_schema() -> None:
+    clock = Clock(T0_MS + MIN + 5_000)
+    pub, producer = publisher(clock)
+    model = PoolAggregate()
+    feed(pub, model, FARM)
+    report = await pub.tick()
+    assert report.records == {"pool": 1, "miner": 2, "worker": 6}  # workers: (m0|m1) x (w0|w1|w2)
+    assert {topic for topic, _, _ in producer.sent[0]} == {"x.chimera.snapshots"}
+    records = producer.last()
+    assert set(records) == {b"pool:main", b"miner:main/m0", b"miner:main/m1"} | {
+        f"worker:main/m{m}/w{w}".encode() for m in range(2) for w in range(3)}
+    pool = records[b"pool:main"]
+    assert set(pool) == {"entity", "pool", "as_of_ms", "figures"}
+    assert (pool["entity"], pool["pool"], pool["as_of_ms"]) == ("pool", "main", clock.ms)
+    assert pool["figures"]["shares"]["1m"] == 60 and pool["figures"]["active_workers"] == 6
+    assert pool["figures"]["as_of_ms"] == T0_MS + MIN  # windows end at the current minute
+    miner = records[b"miner:main/m0"]
+    assert set(miner) == {"entity", "pool", "miner", "as_of_ms", "figures"}
+    assert miner["figures"]["workers_total"] == 3 and miner["figures"]["online"] is True
+    worker = records[b"worker:main/m1/w2"]
+    assert (worker["entity"], worker["miner"], worker["worker"]) == ("worker", "m1", "w2")
+    assert set(worker["figures"]) >= {"hashrate", "hashrate_lower", "hashrate_upper", "shares", "submitted",
+                                      "shares_per_second", "efficiency", "online", "last_share_at_ms"}
+    assert worker["figures"]["shares"]["1m"] == 10
+
+
+async def test_only_changed_entities_follow_and_pools_every_tick() -> None:
+    clock = Clock(T0_MS + MIN)
+    pub, producer = publisher(clock)
+    model = PoolAggregate()
+    feed(pub, model, FARM)
+    await pub.tick()
+    assert (await pub.tick()).records == {"pool": 1, "miner": 0, "worker": 0}
+    feed(pub, model, [share(T0_MS + MIN + 1, miner="m1", worker="w0")])
+    assert (await pub.tick()).records == {"pool": 1, "miner": 1, "worker": 1}
+    assert set(producer.last()) == {b"pool:main", b"miner:main/m1", b"worker:main/m1/w0"}
+
+
+async def test_records_per_tick_are_bounded_and_a_sweep_repeats() -> None:
+    clock = Clock(T0_MS + MIN)
+    pub, _ = publisher(clock, max_records_per_tick=3, full_sweep_ticks=5)
+    feed(pub, PoolAggregate(), FARM)
+    sent = []
+    for _ in range(2):
+        report = await pub.tick()
+        sent.append((report.records["worker"], report.records["miner"]))
+    assert sent == [(3, 2), (3, 2)]  # 6 workers, 3 per tick, each with its miners
+    assert pub.pending == 0
+    for _ in range(3):
+        assert not (await pub.tick()).sweep_started
+    sweep = await pub.tick()  # tick 6: five ticks after the first sweep
+    assert sweep.sweep_started and sweep.records["worker"] == 3
+    assert sweep.pending_left == 3
+
+
+async def test_liveness_changes_jump_the_queue() -> None:
+    clock = Clock(T0_MS + MIN)
+    pub, producer = publisher(clock, max_records_per_tick=2)
+    model = PoolAggregate()
+    feed(pub, model, FARM)
+    model.ingest_miner_events([miner_event(T0_MS + 59_000, "disconnected", miner="m1", worker="w2")])
+    pub.on_batch(BatchOutcome(partitions={0: PartitionOutcome(model, connections=[("main", "m1", "w2")])}))
+    await pub.tick()
+    records = producer.last()
+    assert records[b"worker:main/m1/w2"]["figures"]["online"] is False  # first, despite 5 older changes
+    assert len([k for k in records if k.startswith(b"worker:")]) == 2
+
+
+async def test_a_worker_that_stops_is_published_offline_without_any_event() -> None:
+    clock = Clock(T0_MS + MIN)
+    pub, producer = publisher(clock)
+    model = PoolAggregate()
+    feed(pub, model, [share(T0_MS + i * 1000, worker="quiet") for i in range(3)])
+    await pub.tick()
+    assert producer.last()[b"worker:main/m1/quiet"]["figures"]["online"] is True
+    clock.ms = T0_MS + 20 * MIN  # before the 30 min ceiling: nothing to say
+    assert (await pub.tick()).records["worker"] == 0
+    clock.ms = T0_MS + 35 * MIN
+    report = await pub.tick()
+    assert report.records == {"pool": 1, "miner": 1, "worker": 1}
+    records = producer.last()
+    assert records[b"worker:main/m1/quiet"]["figures"]["online"] is False
+    assert records[b"miner:main/m1"]["figures"]["online"] is False
+    assert records[b"pool:main"]["figures"]["active_workers"] == 0
+    assert (await pub.tick()).records["worker"] == 0  # not watched any more
+
+
+async def test_a_disconnect_is_published_at_once() -> None:
+    clock = Clock(T0_MS + MIN)
+    pub, producer = publisher(clock)
+    model = PoolAggregate()
+    feed(pub, model, [share(T0_MS + 1000)])
+    await pub.tick()
+    model.ingest_miner_events([miner_event(T0_MS + 2000, "disconnected")])
+    pub.on_batch(BatchOutcome(partitions={0: PartitionOutcome(model, connections=[("main", "m1", "w1")])}))
+    await pub.tick()
+    assert producer.last()[b"worker:main/m1/w1"]["figures"]["online"] is False
+
+
+async def test_unacknowledged_records_are_retried_next_tick() -> None:
+    clock = Clock(T0_MS + MIN)
+    pub, producer = publisher(clock)
+    feed(pub, PoolAggregate(), FARM)
+    producer.fail = True
+    failed = await pub.tick()
+    assert isinstance(failed.error, ProduceError) and failed.pending_left == 6
+    producer.fail = False
+    assert (await pub.tick()).records == {"pool": 1, "miner": 2, "worker": 6}
+
+
+async def test_revoked_partitions_are_dropped() -> None:
+    clock = Clock(T0_MS + MIN)
+    pub, producer = publisher(clock)
+    feed(pub, PoolAggregate(), [share(T0_MS, miner="a")], partition=0)
+    feed(pub, PoolAggregate(), [share(T0_MS, miner="b")], partition=1)
+    await pub.tick()
+    assert producer.last()[b"pool:main"]["figures"]["shares"]["1m"] == 2
+    pub.on_batch(BatchOutcome(revoked=[1]))
+    feed(pub, pub.models.models[0], [share(T0_MS + 1, miner="a")], partition=0)
+    await pub.tick()
+    assert producer.last()[b"pool:main"]["figures"]["shares"]["1m"] == 2  # a's two, b's gone
+
+
+def test_entity_keys() -> None:
+    assert entity_key("pool", "main") == b"pool:main"
+    assert entity_key("miner", "main", "bc1q/x") == b"miner:main/bc1q/x"
+    assert entity_key("worker", "eu", "m", "rig-1") == b"worker:eu/m/rig-1"
