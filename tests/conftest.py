@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
+from shared.db.migrate import migrate_database
+from shared.db.pool import create_pool
 from shared.settings import ServiceSettings
 
 
@@ -106,3 +108,14 @@ def db_settings(endpoints: Endpoints, db_schema: str) -> ServiceSettings:
         database_url=endpoints.database_url,
         database_schema=db_schema,
     )
+
+
+@pytest.fixture
+async def migrated_pool(db_settings: ServiceSettings) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on this test's own schema after `chimera migrate` (partitions around today included)."""
+    await migrate_database(db_settings)
+    pool = await create_pool(db_settings)
+    try:
+        yield pool
+    finally:
+        await pool.close()

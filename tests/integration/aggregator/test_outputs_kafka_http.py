@@ -24,7 +24,6 @@ from shared.kafka.topics import Topic, ensure_topics, topic_specs
 from shared.settings import ServiceSettings
 from tests.integration.ingest.helpers import read_topics
 
-from .outputs_support import migrated_pool  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +82,7 @@ def metric_values(text: str, name: str) -> dict[tuple[tuple[str, str], ...], flo
 
 
 async def test_metrics_over_http_with_performance_and_blocks_from_postgres(
-    migrated_pool: asyncpg.Pool,  # noqa: F811
+    migrated_pool: asyncpg.Pool,
 ) -> None:
     now = datetime.now(UTC)
     await migrated_pool.executemany(
@@ -138,7 +137,7 @@ async def test_a_taken_port_is_an_error_naming_it() -> None:
 
 
 async def test_build_outputs_starts_and_stops_all_three(
-    migrated_pool: asyncpg.Pool, topics: ServiceSettings,  # noqa: F811
+    migrated_pool: asyncpg.Pool, topics: ServiceSettings,
 ) -> None:
     settings = OutputSettings(**{**topics.model_dump(), "metrics_port": 0, "snapshot_interval_s": 0.05})
     outputs = build_outputs(settings, migrated_pool)

@@ -14,7 +14,7 @@ from services.aggregator.adapters.rollups import ROLLUP_TABLES, RollupJob
 from services.aggregator.domain.minutes import MinuteStats
 from services.aggregator.domain.model import PoolAggregate, ShareBatchResult
 
-from .outputs_support import migrated_pool, utc_ms  # noqa: F401 - fixture
+from .outputs_support import utc_ms
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +91,7 @@ def job(pool: asyncpg.Pool, now_ms: int = NOW) -> RollupJob:
 
 
 async def test_rollups_equal_the_sums_of_minute_rows_and_rerunning_changes_nothing(
-    migrated_pool: asyncpg.Pool,  # noqa: F811
+    migrated_pool: asyncpg.Pool,
 ) -> None:
     rows = minute_rows()
     await insert_minutes(migrated_pool, rows)
@@ -129,7 +129,7 @@ async def test_rollups_equal_the_sums_of_minute_rows_and_rerunning_changes_nothi
     assert await stored(migrated_pool, "miner_metrics_daily") == daily
 
 
-async def test_late_minute_changes_propagate(migrated_pool: asyncpg.Pool) -> None:  # noqa: F811
+async def test_late_minute_changes_propagate(migrated_pool: asyncpg.Pool) -> None:
     rows = minute_rows(seed=11)
     await insert_minutes(migrated_pool, rows)
     rollups = job(migrated_pool)
@@ -176,7 +176,7 @@ async def test_late_minute_changes_propagate(migrated_pool: asyncpg.Pool) -> Non
         r[6] for r in rows if r[:3] == key and T0 - 3 * HOUR <= r[3] < T0 - 2 * HOUR) + 7
 
 
-async def test_rollup_rows_without_minute_rows_are_deleted(migrated_pool: asyncpg.Pool) -> None:  # noqa: F811
+async def test_rollup_rows_without_minute_rows_are_deleted(migrated_pool: asyncpg.Pool) -> None:
     rows = minute_rows(seed=3)
     await insert_minutes(migrated_pool, rows)
     rollups = job(migrated_pool)
@@ -188,7 +188,7 @@ async def test_rollup_rows_without_minute_rows_are_deleted(migrated_pool: asyncp
     assert await migrated_pool.fetchval("SELECT count(*) FROM miner_metrics_hourly WHERE miner = 'bob'") == 0
 
 
-async def test_the_periodic_task_runs_a_lookback_pass_at_start(migrated_pool: asyncpg.Pool) -> None:  # noqa: F811
+async def test_the_periodic_task_runs_a_lookback_pass_at_start(migrated_pool: asyncpg.Pool) -> None:
     import asyncio
 
     await insert_minutes(migrated_pool, minute_rows(seed=5)[:50])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -15,9 +14,6 @@ from services.ingest.domain.metrics import (
     MinerReportEnvelope,
     PerformanceEnvelope,
 )
-from shared.db.migrate import migrate_database
-from shared.db.pool import create_pool
-from shared.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +22,8 @@ MINUTE = NOW.replace(second=0)
 
 
 @pytest.fixture
-async def pool(db_settings: ServiceSettings) -> AsyncIterator[asyncpg.Pool]:
-    await migrate_database(db_settings)
-    pool = await create_pool(db_settings)
-    try:
-        yield pool
-    finally:
-        await pool.close()
+def pool(migrated_pool: asyncpg.Pool) -> asyncpg.Pool:
+    return migrated_pool
 
 
 def metric(name: str = "m", value: float = 1.0, ago_s: int = 0, **labels: str) -> MetricEnvelope:
