@@ -9,7 +9,6 @@ import pytest
 
 from services.ingest.adapters.stats import StatsReader
 
-from .outputs_support import migrated_pool  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +22,7 @@ async def status(pool: asyncpg.Pool, name: str, miner: str, worker: str, offline
         name, miner, worker, offline_after)
 
 
-async def test_active_counts_are_online_workers_and_their_miners(migrated_pool: asyncpg.Pool) -> None:  # noqa: F811
+async def test_active_counts_are_online_workers_and_their_miners(migrated_pool: asyncpg.Pool) -> None:
     soon, past = NOW + timedelta(seconds=1), NOW - timedelta(minutes=3)
     await status(migrated_pool, "main", "alice", "rig1", soon)
     await status(migrated_pool, "main", "alice", "rig2", soon + timedelta(hours=1))
@@ -41,7 +40,7 @@ async def test_active_counts_are_online_workers_and_their_miners(migrated_pool: 
 
 
 async def test_worker_online_from_status_with_the_old_rule_as_fallback(
-    migrated_pool: asyncpg.Pool,  # noqa: F811
+    migrated_pool: asyncpg.Pool,
 ) -> None:
     rows = [("fast", M - timedelta(minutes=1), NOW - timedelta(seconds=2)),
             ("slow", M - timedelta(minutes=14), M - timedelta(minutes=14)),
