@@ -29,30 +29,27 @@ each exports the pools' figures of the partitions it owns: sum hashrate,
 shares and active counts by pool; blocks found, uptime and the performance
 gauges are the same in every process (take max).
 
-uvicorn serves the app inside the aggregator's event loop on a socket bound
-here (a taken port is an `ExporterStartError` naming it, not an exit), and
-without uvicorn's signal handlers: the aggregator's own shutdown stops it.
+The app is served inside the aggregator's event loop by `EmbeddedHttpServer`
+(a taken port is an `HttpServerStartError` naming it, not an exit).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import time
-from collections.abc import Awaitable, Callable, Collection, Generator, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import asyncpg
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from services.aggregator.adapters.http_server import EmbeddedHttpServer
 from services.aggregator.adapters.outputs import BatchOutcome, ModelSet, OutputSettings
 from services.aggregator.adapters.periodic import PeriodicTask
 from services.aggregator.domain.export_figures import (
@@ -67,7 +64,7 @@ from services.aggregator.domain.model import PoolAggregate
 from services.aggregator.domain.windows import DEFAULT_MULTIPLIER, WINDOWS, hashrate_hs, shares_per_second
 from services.aggregator.telemetry import AggregatorTelemetry
 
-__all__ = ["ExporterStartError", "MetricsExporter"]
+__all__ = ["MetricsExporter"]
 
 log = logging.getLogger(__name__)
 
@@ -86,26 +83,8 @@ _PERFORMANCE_FAMILIES: Final = (
 )
 
 
-class ExporterStartError(Exception):
-    """The metrics port could not be bound."""
-
-    def __init__(self, host: str, port: int, cause: OSError) -> None:
-        self.host = host
-        self.port = port
-        self.cause = cause
-        super().__init__(f"cannot serve /metrics on {host}:{port}: {cause}")
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers (the host process owns SIGTERM/SIGINT)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 class MetricsExporter:
@@ -149,8 +128,7 @@ class MetricsExporter:
         self._blocks: dict[str, int] | None = None  # None until PostgreSQL answered once
         self._refresh_task = PeriodicTask("exporter-refresh", self.refresh, refresh_interval_s)
         self._rank_task = PeriodicTask("exporter-rank", self.rank, rank_interval_s)
-        self._server: _EmbeddedServer | None = None
-        self._serve_task: asyncio.Task[None] | None = None
+        self._http = EmbeddedHttpServer(self.app(), host, port)
         self.registry.register(_Collector(self))
 
     @classmethod
@@ -172,50 +150,16 @@ class MetricsExporter:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind and serve; raises ExporterStartError when the port is taken."""
-        if self._serve_task is not None:
-            return
-        sock = self._bind()
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app(), lifespan="off", log_level="warning", access_log=False,
-                                server_header=False)
-        server = self._server = _EmbeddedServer(config)
-        self._serve_task = asyncio.create_task(server.serve(sockets=[sock]), name="exporter-http")
-        while not server.started:
-            if self._serve_task.done():
-                sock.close()
-                self._serve_task.result()
-                raise ExporterStartError(self.host, self.port, OSError("the HTTP server exited at startup"))
-            await asyncio.sleep(0.01)
+        """Bind and serve; raises HttpServerStartError when the port is taken."""
+        await self._http.start()
+        self.port = self._http.port
         self._refresh_task.start()
         self._rank_task.start()
-
-    def _bind(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            sock.listen(128)
-            sock.setblocking(False)
-        except OSError as exc:
-            sock.close()
-            raise ExporterStartError(self.host, self.port, exc) from exc
-        return sock
 
     async def stop(self) -> None:
         await self._refresh_task.stop()
         await self._rank_task.stop()
-        server, task = self._server, self._serve_task
-        self._server = self._serve_task = None
-        if server is not None and task is not None:
-            server.should_exit = True
-            try:
-                await asyncio.wait_for(asyncio.shield(task), 5.0)
-            except TimeoutError:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self._http.stop()
 
     def app(self) -> FastAPI:
         app = FastAPI(title="Chimera aggregator", docs_url=None, redoc_url=None, openapi_url=None)

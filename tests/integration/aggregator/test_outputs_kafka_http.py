@@ -14,7 +14,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.aggregator.adapters.exporter import ExporterStartError, MetricsExporter
+from services.aggregator.adapters.exporter import MetricsExporter
+from services.aggregator.adapters.http_server import HttpServerStartError
 from services.aggregator.adapters.outputs import BatchOutcome, OutputSettings, PartitionOutcome, build_outputs
 from services.aggregator.adapters.snapshots import SnapshotPublisher
 from services.aggregator.domain.model import PoolAggregate
@@ -130,7 +131,7 @@ async def test_a_taken_port_is_an_error_naming_it() -> None:
         taken.listen(1)
         port = taken.getsockname()[1]
         exporter = MetricsExporter(db_pool=None, port=port)
-        with pytest.raises(ExporterStartError) as info:
+        with pytest.raises(HttpServerStartError) as info:
             await exporter.start()
         assert (info.value.host, info.value.port) == ("127.0.0.1", port)
         await exporter.stop()
