@@ -13,6 +13,8 @@ from typing import Literal, Self, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.hashrate import DEFAULT_MULTIPLIER
+
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 PostgresSslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -70,7 +72,7 @@ class ServiceSettings(BaseSettings):
     partitions_ahead_days: int = Field(default=7, ge=1, le=366)
 
     # Contract section 2: hashes per unit of difficulty; 2^32 for SHA-256d pools.
-    hashrate_multiplier: float = Field(default=2.0**32, gt=0)
+    hashrate_multiplier: float = Field(default=DEFAULT_MULTIPLIER, gt=0)
 
     prometheus_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from shared.hashrate import DEFAULT_MULTIPLIER, WINDOWS_MS, efficiency, hashrate_hs
+
 from .minutes import MINUTE_MS, minute_start
 
 __all__ = [
@@ -34,15 +36,6 @@ __all__ = [
 ]
 
 HOUR_MS: Final = 60 * MINUTE_MS
-DEFAULT_MULTIPLIER: Final = 2.0**32  # SHA-256d: hashes per unit of difficulty
-
-WINDOWS_MS: Final[dict[str, int]] = {
-    "1m": MINUTE_MS,
-    "5m": 5 * MINUTE_MS,
-    "15m": 15 * MINUTE_MS,
-    "1h": HOUR_MS,
-    "24h": 24 * HOUR_MS,
-}
 WINDOWS: Final[tuple[str, ...]] = tuple(WINDOWS_MS)
 # Windows longer than an hour start on an hour boundary (hourly roll-ups).
 _HOUR_ALIGNED: Final = frozenset(name for name, ms in WINDOWS_MS.items() if ms > HOUR_MS)
@@ -66,19 +59,8 @@ def window_span_ms(window: str, as_of_ms: int) -> int:
     return end - start
 
 
-def hashrate_hs(
-    difficulty_sum: float, span_ms: int, multiplier: float = DEFAULT_MULTIPLIER
-) -> float:
-    """Hashes per second: sum(difficulty of accepted shares) * multiplier / span in seconds."""
-    return difficulty_sum * multiplier * 1000.0 / span_ms
-
-
 def shares_per_second(submitted: float, span_ms: int) -> float:
     """All submitted shares (accepted, rejected and stale) per second: the load a
     worker puts on the pool, which is what an operator watches this figure for."""
     return submitted * 1000.0 / span_ms
 
-
-def efficiency(accepted: float, submitted: float) -> float | None:
-    """accepted / (accepted + rejected + stale) by count; None when no share was submitted."""
-    return accepted / submitted if submitted else None

@@ -28,7 +28,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal, TypeAlias
 
-WINDOWS_S: Final[dict[str, int]] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "24h": 86_400}
+from shared.hashrate import WINDOWS_MS
+from shared.hashrate import efficiency as contract_efficiency
+from shared.hashrate import hashrate_hs as contract_hashrate_hs
+
+WINDOWS_S: Final[dict[str, int]] = {name: ms // 1000 for name, ms in WINDOWS_MS.items()}
 EFFICIENCY_WINDOW: Final = "24h"
 # Per-worker accepted/rejected/stale/best_difficulty cover the same window as efficiency.
 WORKER_TOTALS_WINDOW: Final = EFFICIENCY_WINDOW
@@ -54,14 +58,13 @@ def window_starts(m: datetime) -> dict[str, datetime]:
     return {name: m - timedelta(seconds=seconds) for name, seconds in WINDOWS_S.items()}
 
 
-def hashrate_hs(difficulty_sum: float, window_s: float, multiplier: float) -> float:
+def hashrate_hs(difficulty_sum: float, window_s: int, multiplier: float) -> float:
     """Hashes per second behind `difficulty_sum` of accepted shares over `window_s` seconds."""
-    return difficulty_sum * multiplier / window_s
+    return contract_hashrate_hs(difficulty_sum, window_s * 1000, multiplier)
 
 
 def efficiency(accepted: int, rejected: int, stale: int) -> float | None:
-    total = accepted + rejected + stale
-    return accepted / total if total else None
+    return contract_efficiency(accepted, accepted + rejected + stale)
 
 
 def is_online(last_share_at: datetime | None, now: datetime, offline_after: datetime | None = None) -> bool:
