@@ -63,6 +63,7 @@ _ONE_MS: Final = timedelta(milliseconds=1)
 # negative epoch values.
 MIN_TS_MS: Final = 1_230_768_000_000
 MAX_FUTURE_MS: Final = 5 * 60 * 1000
+TS_FUTURE_MESSAGE: Final = "Timestamp is more than 5 minutes in the future"
 # RFC 3339 section 5.6 only (fromisoformat alone also takes ISO 8601 forms such
 # as "20260101T00" or date-only strings); a space separator is allowed by its note.
 _RFC3339: Final = re.compile(
@@ -108,7 +109,7 @@ def _validate_ts(value: object, info: ValidationInfo) -> datetime:
     if now_ms is None:
         now_ms = time.time_ns() // 1_000_000
     if ms > now_ms + MAX_FUTURE_MS:
-        raise _err("ts_future", "Timestamp is more than 5 minutes in the future")
+        raise _err("ts_future", TS_FUTURE_MESSAGE)
     # Rebuilt from whole ms so `ts`, `ts_ms` and the encoded form always agree.
     # (_ONE_MS * ms is exact integer arithmetic and 3x cheaper than timedelta(milliseconds=).)
     return _EPOCH + _ONE_MS * ms

@@ -23,14 +23,13 @@ from typing import Final
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from shared.events import MAX_FUTURE_MS, Event, FieldError, InvalidEvent, decode_event
+from shared.events import MAX_FUTURE_MS, TS_FUTURE_MESSAGE, Event, FieldError, InvalidEvent, decode_event
 from shared.kafka.consumer import Record
 from shared.kafka.deadletter import DeadLetter
 
 __all__ = ["Decoded", "decode_records", "record_now_ms"]
 
 _EVENTS: Final[TypeAdapter[list[Event]]] = TypeAdapter(list[Event])
-_FUTURE: Final = "Timestamp is more than 5 minutes in the future"
 
 
 @dataclass(slots=True)
@@ -89,7 +88,7 @@ def decode_records(records: Sequence[Record], wall_ms: int | None = None) -> Dec
     for i, event in zip(positions, events):
         record = records[i]
         if event.ts_ms > record_now_ms(record, wall) + MAX_FUTURE_MS:
-            error = InvalidEvent([FieldError(None, "ts", _FUTURE)])
+            error = InvalidEvent([FieldError(None, "ts", TS_FUTURE_MESSAGE)])
             out.letters.append(DeadLetter.from_exception(record, error))
         else:
             out.events[i] = event
