@@ -1,6 +1,7 @@
 """Aggregator throughput against the real broker (a benchmark, not a test).
 
     source .chimera/stack.env && .venv/bin/python bench/aggregator_bench.py [--events 1000000] [--workers 100000]
+        [--minutes 20 | --live-rate 50000]
 
 Produces N share events (W distinct workers, 4 per miner, event times spread
 over the last `--minutes` minutes) to a fresh prefixed topic set, then
@@ -19,6 +20,15 @@ peak RSS is its own):
     offsets reach the end of every partition.
 
 Reported: events/s of each, ratios to (a), and peak RSS (VmHWM) of each process.
+
+Two shapes of load matter, because the aggregator's work is per event AND
+per worker-minute (window sums, liveness, one row upserted):
+- a backlog (the default: 1M events over 20 minutes from 100,000 workers, half
+  a share per worker-minute: nearly every share is a worker-minute row of its
+  own, the worst case), and
+- live load (`--live-rate 50000`: event time advances as fast as at a pool
+  that really emits 50,000 shares a second, about 30 shares per worker-minute
+  with 100,000 workers).
 """
 
 from __future__ import annotations
@@ -72,10 +82,10 @@ def settings_for(prefix: str, schema: str = "public", partitions: int = 12) -> S
 # --- producing ---------------------------------------------------------------------------
 
 
-async def produce(settings: ServiceSettings, events: int, workers: int, minutes: int) -> float:
+async def produce(settings: ServiceSettings, events: int, workers: int, minutes: float) -> float:
     topic = topic_name(settings, Topic.SHARES)
     now = time.time_ns() // 1_000_000
-    start = now - minutes * 60_000
+    start = now - int(minutes * 60_000)
     step = minutes * 60_000 / events
     run = uuid.uuid4().hex[:8]
     producer = EventProducer(settings, client_id="bench-producer", linger_ms=20, max_batch_size=1024 * 1024,
@@ -308,7 +318,8 @@ async def main(args: argparse.Namespace) -> None:
         await ensure_topics(settings)
         produce_s = await produce(settings, args.events, args.workers, args.minutes)
         print(f"produced {args.events:,} share events ({args.workers:,} workers, {args.workers // 4:,} miners, "
-              f"{args.partitions} partitions) in {produce_s:.1f}s")
+              f"{args.partitions} partitions, event times over {args.minutes * 60:,.0f}s: "
+              f"{args.events / args.workers / args.minutes:.1f} shares per worker-minute) in {produce_s:.1f}s")
         baseline = run_phase("baseline", args)
         assert baseline is not None
         print(f"(a) bare aiokafka + orjson.loads: {baseline['rate']:,.0f} events/s "
@@ -362,7 +373,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=100_000)
-    parser.add_argument("--minutes", type=int, default=20, help="event times spread over the last N minutes")
+    parser.add_argument("--minutes", type=float, default=20.0, help="event times spread over the last N minutes")
+    parser.add_argument("--live-rate", type=float,
+                        help="spread event times as a pool emitting this many shares/s would (sets --minutes)")
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds the full pipeline may take")
     parser.add_argument("--compare-outputs", action="store_true",
@@ -371,7 +384,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--phase", choices=["baseline", "domain", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     parser.add_argument("--schema", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.live_rate:
+        args.minutes = args.events / args.live_rate / 60
+    return args
 
 
 if __name__ == "__main__":

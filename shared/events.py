@@ -45,6 +45,7 @@ __all__ = [
     "encode_event",
     "format_ts",
     "record_key",
+    "rfc3339_to_ms",
 ]
 
 TOPIC_BY_TYPE: Final[dict[str, str]] = {
@@ -77,7 +78,8 @@ def _err(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(kind, message)
 
 
-def _str_to_ms(value: str) -> int:
+def rfc3339_to_ms(value: str) -> int:
+    """Epoch ms of an RFC 3339 date-time with offset; ValueError (a pydantic custom error) if not one."""
     if _RFC3339.fullmatch(value) is None:
         if _NAIVE.fullmatch(value) is not None:
             raise _err("ts_naive", "Timestamp must include a UTC offset such as Z or +02:00")
@@ -95,7 +97,7 @@ def _validate_ts(value: object, info: ValidationInfo) -> datetime:
     if type(value) is int:
         ms = value
     elif type(value) is str:
-        ms = _str_to_ms(value)
+        ms = rfc3339_to_ms(value)
     elif isinstance(value, datetime):  # Python callers only; JSON never yields one
         if value.utcoffset() is None:
             raise _err("ts_naive", "Timestamp must include a UTC offset such as Z or +02:00")

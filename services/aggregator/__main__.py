@@ -1,6 +1,7 @@
 """`python -m services.aggregator` (or `chimera aggregator`): run the pipeline until SIGTERM.
 
-SIGTERM or Ctrl-C: the batch in flight is finished and committed, the member
+Kafka or PostgreSQL not up yet: it waits for them (startup.py), saying what
+it waits for. SIGTERM or Ctrl-C: the batch in flight is finished and committed, the member
 leaves the group (its partitions move at once, no session timeout to wait
 for), the producer flushes; exit 0. A crash of the pipeline exits 1 after the
 same cleanup; nothing is lost either way (the stored offsets say where to resume).
@@ -16,8 +17,8 @@ from collections.abc import Sequence
 
 from shared.settings import ConfigError, load
 
-from .bootstrap import bootstrap
 from .config import AggregatorSettings
+from .startup import start_when_ready
 
 log = logging.getLogger("services.aggregator")
 
@@ -27,9 +28,10 @@ async def serve(settings: AggregatorSettings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    service = await bootstrap(settings)
+    service = await start_when_ready(settings, stop)
+    if service is None:
+        return 0  # stopped while waiting for Kafka or PostgreSQL
     try:
-        await service.start()
         log.info("aggregator running (group %s)", service.store.group)
         stopped = asyncio.create_task(stop.wait())
         crashed = asyncio.create_task(service.pipeline.wait())

@@ -19,10 +19,12 @@ class AggregatorSettings(ServiceSettings):
     # --- consumption --------------------------------------------------------------
     # Base group id; the topic prefix is prepended like for topics.
     aggregator_group_id: str = Field(default="aggregator", min_length=1, max_length=200)
-    # Records per batch (one PostgreSQL transaction each).
-    aggregator_batch_max_records: int = Field(default=20_000, ge=1, le=1_000_000)
+    # Records per batch at most (one PostgreSQL transaction each). Only a backlog fills
+    # a batch; there, bigger batches mean fewer rows per event (a worker's shares of one
+    # minute become one upsert): 100k sustained 1.4x the events/s of 20k in bench/.
+    aggregator_batch_max_records: int = Field(default=100_000, ge=1, le=1_000_000)
     aggregator_poll_timeout_ms: int = Field(default=500, ge=10, le=60_000)
-    aggregator_max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    aggregator_max_partition_fetch_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     aggregator_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     aggregator_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     aggregator_max_poll_interval_ms: int = Field(default=300_000, ge=1_000)

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from shared.events import BlockEvent, Event, MinerEvent, ShareEvent
+from shared.events import BlockEvent, Event, MinerEvent
 from shared.kafka.consumer import Record
 
 from .domain.minutes import WorkerKey
 from .domain.model import BlockBatchResult, PoolAggregate, ShareBatchResult
+from .domain.share import Share
 from .rows import (
     OffsetMove,
     PartitionWrite,
@@ -45,7 +46,7 @@ class Folded:
 def fold_partition(
     model: PoolAggregate,
     partition: int,
-    items: Sequence[tuple[Record, Event | None]],
+    items: Sequence[tuple[Record, Event | Share | None]],
     expected: dict[str, int],
 ) -> Folded:
     """Fold the partition's records (with their events; None = dead-lettered) into `model`.
@@ -53,7 +54,7 @@ def fold_partition(
     `expected` holds the stored next offset of each of the partition's topics;
     every topic with records moves past its last record, dead letters included.
     """
-    shares: list[ShareEvent] = []
+    shares: list[Share] = []
     blocks: list[BlockEvent] = []
     miners: list[MinerEvent] = []
     next_offsets: dict[str, int] = {}

@@ -1,14 +1,64 @@
-"""Database fixtures for the integration tests of shared.db."""
+"""Fixtures of the integration tests: database connections, and private Kafka and
+PostgreSQL nodes for the tests that stop and restart one mid-test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import asyncpg
 import pytest
 
+from chimera.devstack.config import PROJECT_ROOT, DevStackConfig
+from chimera.devstack.kafka import KafkaNode
+from chimera.devstack.postgres import PostgresNode
 from shared.db import connect, migrate_database
 from shared.settings import ServiceSettings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _private_config() -> DevStackConfig:
+    # Under the project folder (like tests/integration/test_devstack.py): the postgres
+    # system user must reach the data directory when the tests run as root.
+    state = PROJECT_ROOT / ".chimera" / "test-stacks" / uuid.uuid4().hex[:8]
+    return replace(
+        DevStackConfig.from_env(), state_dir=state, kafka_port=free_port(),
+        kafka_controller_port=free_port(), postgres_port=free_port(), kafka_heap="512m",
+    )
+
+
+@pytest.fixture
+def private_kafka() -> Iterator[KafkaNode]:
+    """A single-node broker of this test's own (the dev stack's code, free ports)."""
+    config = _private_config()
+    node = KafkaNode(config)
+    node.up()
+    try:
+        yield node
+    finally:
+        node.down()
+        shutil.rmtree(config.state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresNode]:
+    """A PostgreSQL server of this test's own (the dev stack's code, a free port)."""
+    config = _private_config()
+    node = PostgresNode(config)
+    node.up()
+    try:
+        yield node
+    finally:
+        node.down()
+        shutil.rmtree(config.state_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -19,14 +19,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from chimera.devstack import stack
 from chimera.devstack.config import PROJECT_ROOT, DevStackConfig, DevStackError
 from chimera.devstack.processes import pid_alive, port_open
+from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -37,9 +32,9 @@ def private_config() -> Iterator[DevStackConfig]:
     config = replace(
         DevStackConfig.from_env(),
         state_dir=state,
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
-        postgres_port=_free_port(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        postgres_port=free_port(),
         kafka_heap="512m",
     )
     yield config

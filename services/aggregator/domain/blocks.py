@@ -36,9 +36,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from shared.events import BlockEvent, ShareEvent
+from shared.events import BlockEvent
 
 from .minutes import DIFFICULTY_SCALE
+from .share import Share
 
 __all__ = [
     "LUCK_WINDOWS",
@@ -84,7 +85,7 @@ class Luck:
     luck: float | None  # blocks / sum(effort); None without blocks
 
 
-def fold_round_seconds(shares: Iterable[ShareEvent]) -> dict[tuple[str, int], int]:
+def fold_round_seconds(shares: Iterable[Share]) -> dict[tuple[str, int], int]:
     """Accepted difficulty units per (pool, second of event time), for the ledger."""
     out: dict[tuple[str, int], int] = {}
     get = out.get

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from shared.events import ShareEvent
+from .share import Share
 
 __all__ = [
     "DIFFICULTY_SCALE",
@@ -124,7 +124,7 @@ def merge(a: MinuteStats, b: MinuteStats) -> MinuteStats:
 
 
 def fold_shares(
-    shares: Iterable[ShareEvent],
+    shares: Iterable[Share],
     into: dict[WorkerMinuteKey, MinuteStats] | None = None,
 ) -> dict[WorkerMinuteKey, MinuteStats]:
     """Fold share events into per (pool, miner, worker, minute) deltas.

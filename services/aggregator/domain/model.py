@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.events import BlockEvent, MinerEvent, ShareEvent
+from shared.events import BlockEvent, MinerEvent
 
 from .accumulator import WindowAccumulator, WindowTotals
 from .blocks import LUCK_WINDOWS, BlockLedger, BlockUpdate, fold_round_seconds
@@ -35,6 +35,7 @@ from .minutes import (
     minute_start,
     roll_up_pools,
 )
+from .share import Share
 from .snapshot import build_snapshot
 from .windows import DEFAULT_MULTIPLIER
 
@@ -84,11 +85,11 @@ class PoolAggregate:
 
     # --- ingestion --------------------------------------------------------------
 
-    def ingest_shares(self, shares: Sequence[ShareEvent]) -> ShareBatchResult:
+    def ingest_shares(self, shares: Sequence[Share]) -> ShareBatchResult:
         result = ShareBatchResult(received=len(shares))
         fresh = self.dedup.fresh(shares)
         result.duplicates = len(shares) - len(fresh)
-        kept: list[ShareEvent] = []
+        kept: list[Share] = []
         wm = self.watermark_ms
         limit = self._max_lateness_ms
         for share in fresh:

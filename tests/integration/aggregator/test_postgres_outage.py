@@ -8,16 +8,10 @@ port) so it can be stopped and started without disturbing the other tests.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 
-from chimera.devstack.config import PROJECT_ROOT, DevStackConfig
 from chimera.devstack.postgres import PostgresNode
 from tests.conftest import Endpoints
 
@@ -32,27 +26,6 @@ from .conftest import (
 from .streams import make_stream
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PostgresNode]:
-    # Under the project folder (like tests/integration/test_devstack.py): the postgres
-    # system user must reach the data directory when the tests run as root.
-    state = PROJECT_ROOT / ".chimera" / "test-stacks" / uuid.uuid4().hex[:8]
-    config = replace(DevStackConfig.from_env(), state_dir=state, postgres_port=_free_port())
-    node = PostgresNode(config)
-    node.up()
-    try:
-        yield node
-    finally:
-        node.down()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 async def test_postgres_down_mid_stream_then_back_is_exact(

@@ -9,7 +9,6 @@ tests (its own prefix and schema too), for modules of many small cases.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,12 +29,7 @@ from shared.http.auth import Scope
 from shared.kafka.options import client_options
 from shared.kafka.topics import ensure_topics, topic_specs
 from tests.conftest import Endpoints, own_schema, unique_name
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.integration.conftest import free_port
 
 
 @dataclass

@@ -8,42 +8,20 @@ the other tests.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import orjson
 import pytest
 
-from chimera.devstack.config import PROJECT_ROOT, DevStackConfig
 from chimera.devstack.kafka import KafkaNode
 from tests.conftest import Endpoints
-from tests.integration.ingest.conftest import Api, free_port, make_settings, serve
+from tests.integration.ingest.conftest import Api, make_settings, serve
 from tests.integration.ingest.helpers import block, read_topics, share
 
 pytestmark = pytest.mark.integration
 
 PRODUCE_TIMEOUT_S = 2.0
-
-
-@pytest.fixture
-def private_kafka() -> Iterator[KafkaNode]:
-    # Under the project folder, like tests/integration/test_devstack.py does.
-    state = PROJECT_ROOT / ".chimera" / "test-stacks" / uuid.uuid4().hex[:8]
-    config = replace(
-        DevStackConfig.from_env(), state_dir=state, kafka_port=free_port(),
-        kafka_controller_port=free_port(), postgres_port=free_port(), kafka_heap="512m",
-    )
-    node = KafkaNode(config)
-    node.up()
-    try:
-        yield node
-    finally:
-        node.down()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 async def post(
