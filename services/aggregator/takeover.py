@@ -21,9 +21,10 @@ from shared.events import BlockEvent, Event
 
 from .adapters.restore import BlockRow, RestoreData
 from .config import AggregatorSettings
+from .domain.dedup import EventIds
 from .domain.liveness import Liveness
 from .domain.model import PoolAggregate
-from .typed_dedup import PerTypeDeduplicator
+from .domain.share import Share
 
 __all__ = ["feed_dedup", "new_model", "rebuild_model"]
 
@@ -33,7 +34,7 @@ _NO_FUTURE_CHECK: Final = {"now_ms": 2**62}
 def new_model(settings: AggregatorSettings) -> PoolAggregate:
     return PoolAggregate(
         multiplier=settings.hashrate_multiplier,
-        dedup=PerTypeDeduplicator(settings.dedup_horizon_ms),
+        dedup=EventIds(settings.dedup_horizon_ms),
         liveness=Liveness(floor_ms=settings.liveness_floor_ms, ceiling_ms=settings.liveness_ceiling_ms),
         max_lateness_ms=settings.max_lateness_ms,
     )
@@ -67,15 +68,12 @@ def rebuild_model(settings: AggregatorSettings, data: RestoreData, watermark_ms:
     return model
 
 
-def feed_dedup(model: PoolAggregate, events: Iterable[Event | None]) -> int:
+def feed_dedup(model: PoolAggregate, events: Iterable[Event | Share | None]) -> int:
     """Remember replayed events' ids (nothing else moves); returns how many were fed."""
-    dedup = model.dedup
+    seen_before = model.dedup.seen_before
     n = 0
     for event in events:
         if event is not None:
-            if isinstance(dedup, PerTypeDeduplicator):
-                dedup.remember(event)
-            else:
-                dedup.seen_before(event.event_id, event.ts_ms)
+            seen_before(event.type, event.event_id, event.ts_ms)
             n += 1
     return n

@@ -23,7 +23,7 @@ from .confidence import (
     hashrate_interval,
     poisson_interval,
 )
-from .dedup import Deduplicator, stable_hash64
+from .dedup import Deduplicator, EventIds, stable_hash64
 from .lateness import MAX_LATENESS_MS, Lateness, classify_lateness
 from .liveness import Liveness
 from .minutes import (
@@ -39,6 +39,7 @@ from .minutes import (
     roll_up_pools,
 )
 from .model import BlockBatchResult, PoolAggregate, ShareBatchResult
+from .share import Share
 from .snapshot import build_snapshot, mean_difficulty
 from .table import MinuteTable
 from .windows import (
@@ -64,6 +65,7 @@ __all__ = [
     "BlockRecord",
     "BlockUpdate",
     "Deduplicator",
+    "EventIds",
     "Lateness",
     "Liveness",
     "Luck",
@@ -71,6 +73,7 @@ __all__ = [
     "MinuteTable",
     "PoolAggregate",
     "PoolMinuteKey",
+    "Share",
     "ShareBatchResult",
     "WindowAccumulator",
     "WindowTotals",

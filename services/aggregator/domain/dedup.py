@@ -35,7 +35,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
-__all__ = ["Deduplicator", "stable_hash64"]
+__all__ = ["Deduplicator", "EventIds", "stable_hash64"]
 
 
 class _HasId(Protocol):
@@ -168,3 +168,39 @@ class Deduplicator:
             n = len(self._buckets.pop(b))
             self._entries -= n
             self.evicted += n
+
+
+class EventIds:
+    """The ids seen per event type: one `Deduplicator` for each of share, block and miner.
+
+    Why not one for all: a `Deduplicator` expires ids by the newest event time
+    it has seen. The sparse block and miner partitions are read far ahead of
+    the dense share partition whenever there is a backlog (one fetch returns
+    hours of block events but only seconds of shares), and one block event
+    hours ahead would expire every share id at once: a retry split from its
+    original by a batch boundary would then be counted twice. A repeat of an
+    event_id is always an event of the same type, so each type keeps its own
+    ids and its own watermark, and each outcome depends only on its own
+    topic's order, as replays require.
+    """
+
+    __slots__ = ("_by_type",)
+
+    KINDS = ("share", "block", "miner")
+
+    def __init__(self, horizon_ms: int = 10 * 60_000, **options: object) -> None:
+        self._by_type = {kind: Deduplicator(horizon_ms, **options) for kind in self.KINDS}  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self._by_type.values())
+
+    def of(self, kind: str) -> Deduplicator:
+        return self._by_type[kind]
+
+    def fresh(self, kind: str, events: Iterable[E]) -> list[E]:
+        """The events (all of type `kind`) not seen before, in order."""
+        return self._by_type[kind].fresh(events)
+
+    def seen_before(self, kind: str, event_id: str, ts_ms: int) -> bool:
+        """True if this id of this type was seen within the horizon; otherwise remembers it."""
+        return self._by_type[kind].seen_before(event_id, ts_ms)

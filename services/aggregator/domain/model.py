@@ -23,7 +23,7 @@ from shared.events import BlockEvent, MinerEvent
 
 from .accumulator import WindowAccumulator, WindowTotals
 from .blocks import LUCK_WINDOWS, BlockLedger, BlockUpdate, fold_round_seconds
-from .dedup import Deduplicator
+from .dedup import EventIds
 from .lateness import MAX_LATENESS_MS, classify_lateness
 from .liveness import Liveness
 from .minutes import (
@@ -67,13 +67,13 @@ class PoolAggregate:
         self,
         *,
         multiplier: float = DEFAULT_MULTIPLIER,
-        dedup: Deduplicator | None = None,
+        dedup: EventIds | None = None,
         liveness: Liveness | None = None,
         ledger: BlockLedger | None = None,
         max_lateness_ms: int = MAX_LATENESS_MS,
     ) -> None:
         self.multiplier = multiplier
-        self.dedup = dedup if dedup is not None else Deduplicator()
+        self.dedup = dedup if dedup is not None else EventIds()
         self.liveness = liveness if liveness is not None else Liveness()
         self.ledger = ledger if ledger is not None else BlockLedger()
         self.workers: WindowAccumulator[WorkerKey] = WindowAccumulator()
@@ -87,7 +87,7 @@ class PoolAggregate:
 
     def ingest_shares(self, shares: Sequence[Share]) -> ShareBatchResult:
         result = ShareBatchResult(received=len(shares))
-        fresh = self.dedup.fresh(shares)
+        fresh = self.dedup.fresh("share", shares)
         result.duplicates = len(shares) - len(fresh)
         kept: list[Share] = []
         wm = self.watermark_ms
@@ -133,7 +133,7 @@ class PoolAggregate:
     def ingest_blocks(self, blocks: Sequence[BlockEvent]) -> BlockBatchResult:
         """Block events: statuses by hash, rounds, and blocks_found in minute rows."""
         result = BlockBatchResult()
-        fresh = self.dedup.fresh(blocks)
+        fresh = self.dedup.fresh("block", blocks)
         result.duplicates = len(blocks) - len(fresh)
         for event in fresh:
             update = self.ledger.observe(event)
@@ -166,7 +166,7 @@ class PoolAggregate:
         """Connection events; returns how many were fresh."""
         fresh = 0
         for event in events:
-            if self.dedup.seen_before(event.event_id, event.ts_ms):
+            if self.dedup.seen_before("miner", event.event_id, event.ts_ms):
                 continue
             fresh += 1
             key = (event.pool, event.miner, event.worker)

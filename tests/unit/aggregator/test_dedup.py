@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from services.aggregator.domain.dedup import Deduplicator, stable_hash64
+from services.aggregator.domain.dedup import Deduplicator, EventIds, stable_hash64
 
 from .samples import MIN, T0_MS
 
@@ -105,3 +105,24 @@ def test_stable_hash_is_process_independent() -> None:
     assert stable_hash64("n1-000001") != stable_hash64("n1-000002")
     assert -(2**63) <= stable_hash64("x") < 2**63
     assert stable_hash64("abc") == 6455300059550759896  # pinned: persisted state depends on it
+
+
+def test_each_event_type_keeps_its_own_ids_and_watermark() -> None:
+    ids = EventIds(horizon_ms=10 * MIN)
+    assert ids.fresh("share", [Ev("s1", T0_MS)]) == [Ev("s1", T0_MS)]
+    # A block event hours ahead (its sparse topic read far ahead in a backlog) ...
+    assert not ids.seen_before("block", "b1", T0_MS + 5 * 60 * MIN)
+    # ... does not expire the share ids: the retry of s1 is still a repeat.
+    assert ids.fresh("share", [Ev("s1", T0_MS), Ev("s2", T0_MS + 1)]) == [Ev("s2", T0_MS + 1)]
+    assert ids.of("share").watermark_ms == T0_MS + 1
+    # The same id under another type is another event.
+    assert not ids.seen_before("miner", "s1", T0_MS)
+    assert len(ids) == 4
+
+
+def test_one_deduplicator_for_all_types_would_count_that_retry_twice() -> None:
+    # Why EventIds exists: the same sequence through a single Deduplicator.
+    d = Deduplicator(horizon_ms=10 * MIN)
+    d.seen_before("s1", T0_MS)
+    d.seen_before("b1", T0_MS + 5 * 60 * MIN)
+    assert not d.seen_before("s1", T0_MS)
