@@ -4,17 +4,17 @@ Environment names are the field names upper-cased (`AGGREGATOR_GROUP_ID`,
 `DEDUP_HORIZON_MS`...). Durations carry their unit in the name.
 """
 
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from shared.settings import ServiceSettings
 
+Window = Literal["1m", "5m", "15m", "1h", "24h"]
+
 
 class AggregatorSettings(ServiceSettings):
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(default=9101, ge=0, le=65535)  # 0: any free port (tests)
 
     # --- consumption --------------------------------------------------------------
     # Base group id; the topic prefix is prepended like for topics.
@@ -64,7 +64,28 @@ class AggregatorSettings(ServiceSettings):
         "services.aggregator.adapters.outputs:build_outputs",
     )
 
-    @field_validator("aggregator_outputs", mode="before")
+    # --- outputs (adapters/outputs.py) -------------------------------------------------
+    # Prometheus /metrics, /healthz, /readyz
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9101, ge=0, le=65535)  # 0: any free port (tests)
+    # Snapshot stream
+    snapshot_interval_s: float = Field(default=5.0, gt=0)
+    snapshot_max_records_per_tick: int = Field(default=5_000, ge=1)
+    snapshot_full_sweep_ticks: int = Field(default=60, ge=1)
+    # Prometheus exporter: per-miner series for the top N by hashrate plus these miners
+    exporter_top_miners: int = Field(default=100, ge=0)
+    exporter_miner_allowlist: Annotated[tuple[str, ...], NoDecode] = ()
+    exporter_rank_window: Window = "1h"
+    exporter_refresh_interval_s: float = Field(default=10.0, gt=0)
+    exporter_rank_interval_s: float = Field(default=60.0, gt=0)
+    exporter_performance_max_age_s: float = Field(default=900.0, gt=0)
+    pool_down_after_s: float = Field(default=300.0, gt=0)
+    # Roll-ups
+    rollup_interval_s: float = Field(default=60.0, gt=0)
+    rollup_lookback_hours: int = Field(default=25, ge=2, le=24 * 14)
+    rollup_lookback_interval_s: float = Field(default=3600.0, gt=0)
+
+    @field_validator("aggregator_outputs", "exporter_miner_allowlist", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -50,8 +50,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from services.aggregator.adapters.http_server import EmbeddedHttpServer
-from services.aggregator.adapters.outputs import BatchOutcome, ModelSet, OutputSettings
+from services.aggregator.adapters.outputs import BatchOutcome, ModelSet
 from services.aggregator.adapters.periodic import PeriodicTask
+from services.aggregator.config import AggregatorSettings
 from services.aggregator.domain.export_figures import (
     MinerKey,
     PoolActivity,
@@ -132,7 +133,7 @@ class MetricsExporter:
         self.registry.register(_Collector(self))
 
     @classmethod
-    def from_settings(cls, settings: OutputSettings, db_pool: asyncpg.Pool | None, **kwargs: Any) -> MetricsExporter:
+    def from_settings(cls, settings: AggregatorSettings, db_pool: asyncpg.Pool | None, **kwargs: Any) -> MetricsExporter:
         return cls(
             db_pool=db_pool,
             host=settings.metrics_host,

@@ -29,25 +29,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 from prometheus_client import CollectorRegistry
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
-
 from services.aggregator.domain.export_figures import common_as_of_ms, liveness_time_ms
 from services.aggregator.domain.minutes import WorkerKey
 from services.aggregator.domain.model import BlockBatchResult, PoolAggregate, ShareBatchResult
+from services.aggregator.config import AggregatorSettings
 from shared.kafka.topics import Topic
-from shared.settings import ServiceSettings, load
 
 __all__ = [
     "AggregatorOutput",
     "BatchOutcome",
     "ModelSet",
     "OutputSet",
-    "OutputSettings",
     "PartitionOutcome",
     "build_outputs",
 ]
@@ -162,50 +158,6 @@ class ModelSet:
         return self._as_of_ms
 
 
-# --- settings -------------------------------------------------------------------------
-
-Window = Literal["1m", "5m", "15m", "1h", "24h"]
-
-
-class OutputSettings(ServiceSettings):
-    """Settings of the aggregator's outputs (environment variables: the names upper-cased)."""
-
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(default=9101, ge=0, le=65535)  # 0: any free port (tests)
-    # Snapshot stream
-    snapshot_interval_s: float = Field(default=5.0, gt=0)
-    snapshot_max_records_per_tick: int = Field(default=5_000, ge=1)
-    snapshot_full_sweep_ticks: int = Field(default=60, ge=1)
-    # Prometheus exporter: per-miner series for the top N by hashrate plus these miners
-    exporter_top_miners: int = Field(default=100, ge=0)
-    exporter_miner_allowlist: Annotated[tuple[str, ...], NoDecode] = ()
-    exporter_rank_window: Window = "1h"
-    exporter_refresh_interval_s: float = Field(default=10.0, gt=0)
-    exporter_rank_interval_s: float = Field(default=60.0, gt=0)
-    exporter_performance_max_age_s: float = Field(default=900.0, gt=0)
-    pool_down_after_s: float = Field(default=300.0, gt=0)
-    # Roll-ups
-    rollup_interval_s: float = Field(default=60.0, gt=0)
-    rollup_lookback_hours: int = Field(default=25, ge=2, le=24 * 14)
-    rollup_lookback_interval_s: float = Field(default=3600.0, gt=0)
-
-    @field_validator("exporter_miner_allowlist", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
-
-
-def output_settings(settings: ServiceSettings) -> OutputSettings:
-    """`settings` if it already carries the output settings, else those read from the
-    environment on top of its values (so the pipeline's own settings class need not
-    inherit OutputSettings)."""
-    if isinstance(settings, OutputSettings):
-        return settings
-    return load(OutputSettings, **settings.model_dump())
-
-
 # --- all outputs as one -------------------------------------------------------------------
 
 
@@ -247,7 +199,7 @@ class OutputSet:
 
 
 def build_outputs(
-    settings: ServiceSettings,
+    settings: AggregatorSettings,
     db_pool: asyncpg.Pool,
     *,
     registry: CollectorRegistry | None = None,
@@ -262,11 +214,10 @@ def build_outputs(
     from services.aggregator.adapters.snapshots import SnapshotPublisher
     from services.aggregator.telemetry import AggregatorTelemetry
 
-    config = output_settings(settings)
     registry = registry or CollectorRegistry(auto_describe=True)
     telemetry = AggregatorTelemetry(registry)
-    exporter = MetricsExporter.from_settings(config, db_pool, registry=registry, telemetry=telemetry,
+    exporter = MetricsExporter.from_settings(settings, db_pool, registry=registry, telemetry=telemetry,
                                              readiness=readiness)
-    snapshots = SnapshotPublisher.from_settings(config, telemetry=telemetry)
-    rollups = RollupJob.from_settings(config, db_pool, telemetry=telemetry)
+    snapshots = SnapshotPublisher.from_settings(settings, telemetry=telemetry)
+    rollups = RollupJob.from_settings(settings, db_pool, telemetry=telemetry)
     return OutputSet([exporter, rollups, snapshots])

@@ -34,8 +34,9 @@ from typing import Any, Final
 
 import asyncpg
 
-from services.aggregator.adapters.outputs import BatchOutcome, OutputSettings
+from services.aggregator.adapters.outputs import BatchOutcome
 from services.aggregator.adapters.periodic import PeriodicTask
+from services.aggregator.config import AggregatorSettings
 from services.aggregator.domain.rollup_plan import HOUR_MS, RollupPlan, plan_pass
 from services.aggregator.telemetry import AggregatorTelemetry
 
@@ -178,7 +179,7 @@ class RollupJob:
         self.last_report: RollupReport | None = None
 
     @classmethod
-    def from_settings(cls, settings: OutputSettings, db_pool: asyncpg.Pool, **kwargs: Any) -> RollupJob:
+    def from_settings(cls, settings: AggregatorSettings, db_pool: asyncpg.Pool, **kwargs: Any) -> RollupJob:
         return cls(
             db_pool,
             interval_s=settings.rollup_interval_s,

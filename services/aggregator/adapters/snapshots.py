@@ -41,8 +41,9 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from services.aggregator.adapters.outputs import BatchOutcome, ModelSet, OutputSettings
+from services.aggregator.adapters.outputs import BatchOutcome, ModelSet
 from services.aggregator.adapters.periodic import PeriodicTask
+from services.aggregator.config import AggregatorSettings
 from services.aggregator.domain.export_deadlines import DeadlineWatch
 from services.aggregator.domain.export_figures import (
     MinerKey,
@@ -138,7 +139,7 @@ class SnapshotPublisher:
         self._connecting: asyncio.Future[None] | None = None
 
     @classmethod
-    def from_settings(cls, settings: OutputSettings, **kwargs: Any) -> SnapshotPublisher:
+    def from_settings(cls, settings: AggregatorSettings, **kwargs: Any) -> SnapshotPublisher:
         return cls(
             settings,
             interval_s=settings.snapshot_interval_s,

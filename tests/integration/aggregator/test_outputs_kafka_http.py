@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.aggregator.adapters.exporter import MetricsExporter
 from services.aggregator.adapters.http_server import HttpServerStartError
-from services.aggregator.adapters.outputs import BatchOutcome, OutputSettings, PartitionOutcome, build_outputs
+from services.aggregator.adapters.outputs import BatchOutcome, PartitionOutcome, build_outputs
+from services.aggregator.config import AggregatorSettings
 from services.aggregator.adapters.snapshots import SnapshotPublisher
 from services.aggregator.domain.model import PoolAggregate
 from shared.events import ShareEvent
@@ -140,7 +141,7 @@ async def test_a_taken_port_is_an_error_naming_it() -> None:
 async def test_build_outputs_starts_and_stops_all_three(
     migrated_pool: asyncpg.Pool, topics: ServiceSettings,
 ) -> None:
-    settings = OutputSettings(**{**topics.model_dump(), "metrics_port": 0, "snapshot_interval_s": 0.05})
+    settings = AggregatorSettings(**{**topics.model_dump(), "metrics_port": 0, "snapshot_interval_s": 0.05})
     outputs = build_outputs(settings, migrated_pool)
     await outputs.start()
     try:
