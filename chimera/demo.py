@@ -29,7 +29,7 @@ from shared.db.pool import connect
 from shared.events import Event, decode_event
 from shared.http.auth import Scope
 from shared.kafka.consumer import BatchConsumer
-from shared.kafka.deadletter import DeadLetterProducer, decode_records
+from shared.kafka.deadletter import DeadLetterProducer, decode_or_dead_letter
 from shared.kafka.producer import EventProducer
 from shared.kafka.topics import Topic
 
@@ -103,7 +103,7 @@ async def _simulate(pool: SimulatedPool, client: httpx.AsyncClient, consumer: Ba
 
 async def _view(consumer: BatchConsumer, dead_letters: DeadLetterProducer, tally: Tally) -> None:
     async for batch in consumer.batches():
-        tally.count(await decode_records(batch, decode_event, dead_letters))
+        tally.count(await decode_or_dead_letter(batch, decode_event, dead_letters))
         await consumer.commit(batch)
 
 

@@ -4,7 +4,7 @@ Options, topic catalogue, producer, consumer and dead letters; see each module.
 """
 
 from shared.kafka.consumer import BatchConsumer, CommitError, ConsumeError, Record, commit_offsets
-from shared.kafka.deadletter import DeadLetter, DeadLetterProducer, decode_records
+from shared.kafka.deadletter import DeadLetter, DeadLetterProducer, decode_or_dead_letter
 from shared.kafka.options import KafkaClientError, client_options, is_retriable
 from shared.kafka.producer import EventProducer, OutgoingRecord, ProduceError
 from shared.kafka.topics import Topic, TopicError, TopicSpec, ensure_topics, topic_name, topic_specs
@@ -25,7 +25,7 @@ __all__ = [
     "TopicSpec",
     "client_options",
     "commit_offsets",
-    "decode_records",
+    "decode_or_dead_letter",
     "ensure_topics",
     "is_retriable",
     "topic_name",

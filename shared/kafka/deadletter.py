@@ -6,7 +6,8 @@ inspected or replayed, and says why and where it came from in headers:
 - `x-error`: JSON `{"reason": str, "errors": [{"field": str, "message": str}, ...]}`
 - `x-source-topic`, `x-source-partition`, `x-source-offset`: ASCII text
 
-`decode_records` is the decode step of every consumer: valid events come
+`decode_or_dead_letter` is the decode step of a consumer that reads record by
+record (the aggregator decodes in bulk: services/aggregator/decoding.py): valid events come
 back, bad records are dead-lettered. It returns only after the dead letters
 are acknowledged, so committing the batch afterwards never loses a record.
 """
@@ -93,7 +94,7 @@ class DeadLetterProducer:
         self.sent += len(letters)
 
 
-async def decode_records(
+async def decode_or_dead_letter(
     records: Sequence[Record],
     decoder: Callable[[bytes], T],
     dead_letters: DeadLetterProducer,

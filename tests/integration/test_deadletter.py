@@ -15,7 +15,7 @@ from shared.kafka import (
     EventProducer,
     Record,
     Topic,
-    decode_records,
+    decode_or_dead_letter,
     ensure_topics,
     topic_name,
     topic_specs,
@@ -74,7 +74,7 @@ async def test_bad_records_are_dead_lettered_and_good_ones_decoded(
     try:
         batch = await collect(consumer, 4)
         dead_letters = DeadLetterProducer(producer, kafka_settings)
-        events = await decode_records(batch, decode_event, dead_letters)
+        events = await decode_or_dead_letter(batch, decode_event, dead_letters)
         await consumer.commit(batch)
     finally:
         await consumer.stop()
@@ -136,7 +136,7 @@ async def test_record_without_value_is_dead_lettered_not_raised(
         checksum=None, serialized_key_size=1, serialized_value_size=-1, headers=(),
     )
     dead_letters = DeadLetterProducer(producer, kafka_settings)
-    assert await decode_records([tombstone], decode_event, dead_letters) == []
+    assert await decode_or_dead_letter([tombstone], decode_event, dead_letters) == []
     assert dead_letters.sent == 1
 
 
