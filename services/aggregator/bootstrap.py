@@ -100,7 +100,7 @@ async def bootstrap(
         producer = EventProducer(settings, client_id=client_id or "aggregator")
         store = AggregatorStore(
             pool, topic_name(settings, settings.aggregator_group_id),
-            timeout_s=settings.aggregator_db_timeout_s,
+            timeout_s=settings.aggregator_db_timeout_s, dedup_horizon_ms=settings.dedup_horizon_ms,
         )
         pipeline = Pipeline(settings, store, DeadLetterProducer(producer, settings), outputs=made,
                             client_id=client_id)

@@ -34,9 +34,6 @@ class AggregatorSettings(ServiceSettings):
     # --- event semantics (contract sections 1 and 2) ---------------------------------
     # A repeated event_id within this horizon counts once.
     dedup_horizon_ms: int = Field(default=10 * 60 * 1000, ge=0)
-    # A new partition owner re-reads records from (last record's time - horizon -
-    # slack): the slack covers event time and Kafka time drifting apart.
-    dedup_warmup_slack_ms: int = Field(default=10 * 60 * 1000, ge=0)
     # Shares older than the share watermark by more than this are counted and dropped.
     max_lateness_ms: int = Field(default=24 * 3_600_000, ge=60_000)
     # Liveness threshold clamp (see domain/liveness.py).

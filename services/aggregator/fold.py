@@ -98,6 +98,7 @@ def fold_partition(
         touched |= folded.connections
 
     write.watermark_ms = model.watermark_ms
+    write.id_journals = model.dedup.take_journals()
     write.claims = {(topic, partition): offset for topic, offset in expected.items()}
     write.workers = worker_status_rows(model.liveness, sorted(touched), partition)
     write.offsets = [

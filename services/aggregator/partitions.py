@@ -11,7 +11,7 @@ in the middle of a batch):
 - take-over: read the stored offsets (creating rows at the broker's oldest
   offset when none), then either keep the model parked at the last revocation
   if nobody moved the offsets since (it is exactly what they describe), or
-  rebuild one from PostgreSQL and re-read the dedup horizon from Kafka; seek
+  rebuild one from PostgreSQL (rows, blocks, liveness, dedup journals); seek
   every topic-partition to its stored offset and resume it;
 - revoked -> parked (kept until the next assignment says whether it returns);
 - dropped (its batch failed to commit, or another member had moved its
@@ -33,13 +33,11 @@ from shared.kafka.consumer import BatchConsumer, ConsumeError
 from .adapters.offsets import StoredPosition
 from .adapters.restore import load_restore
 from .adapters.store import AggregatorStore
-from .adapters.warmup import RecordReplayer
 from .config import AggregatorSettings
-from .decoding import decode_records
 from .domain.model import PoolAggregate
 from .errors import AggregatorError
 from .results import PipelineStats
-from .takeover import feed_dedup, rebuild_model
+from .takeover import rebuild_model
 
 __all__ = ["PartitionState", "Partitions"]
 
@@ -59,13 +57,11 @@ class Partitions:
         settings: AggregatorSettings,
         consumer: BatchConsumer,
         store: AggregatorStore,
-        replayer: RecordReplayer,
         stats: PipelineStats,
     ) -> None:
         self._settings = settings
         self._consumer = consumer
         self._store = store
-        self._replayer = replayer
         self._stats = stats
         self.owned: dict[int, PartitionState] = {}
         self.pending: set[int] = set()
@@ -179,20 +175,12 @@ class Partitions:
             history_minutes=settings.aggregator_restore_windows_minutes,
             max_blocks=settings.aggregator_restore_blocks, timeout_s=settings.aggregator_db_timeout_s,
         )
-        model = rebuild_model(settings, data, watermark)
-        back_ms = settings.dedup_horizon_ms + settings.dedup_warmup_slack_ms
-        ranges = {
-            tp: (stored[(tp.topic, p)].last_record_ts_ms - back_ms, next_offsets[tp.topic])
-            for tp in tps
-            if stored[(tp.topic, p)].last_record_ts_ms is not None
-        }
-        wall_ms = time.time_ns() // 1_000_000
-        replayed = await self._replayer.replay(
-            p, ranges, lambda records: feed_dedup(model, decode_records(records, wall_ms).events)
-        )
+        journals = await self._store.load_id_journals(p)
+        model = rebuild_model(settings, data, watermark, journals)
+        replayed = sum(len(j) for in_order in journals.values() for j in in_order)
         self._stats.replayed += replayed
         log.info(
-            "partition %d rebuilt in %.2fs: %d workers, %d minute rows, %d blocks, %d records replayed",
+            "partition %d rebuilt in %.2fs: %d workers, %d minute rows, %d blocks, %d event ids replayed",
             p, time.perf_counter() - started, len(data.workers), len(data.minutes), len(data.blocks), replayed,
         )
         return PartitionState(p, model, next_offsets)

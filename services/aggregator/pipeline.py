@@ -47,7 +47,6 @@ from shared.kafka.topics import Topic
 
 from .adapters.maintenance import EffortRefresher
 from .adapters.store import AggregatorStore, WriteOutcome
-from .adapters.warmup import RecordReplayer
 from .config import AggregatorSettings
 from .decoding import decode_records
 from .errors import Backoff, StoreError
@@ -93,7 +92,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class Pipeline:
-    """Owns the consumer, the replay reader, the partition models and the effort refresher;
+    """Owns the consumer, the partition models and the effort refresher;
     the store and the dead-letter producer belong to the caller."""
 
     def __init__(
@@ -124,8 +123,7 @@ class Pipeline:
             partition_assignment_strategy=(RangePartitionAssignor,),
             max_partition_fetch_bytes=settings.aggregator_max_partition_fetch_bytes,
         )
-        self._replayer = RecordReplayer(settings, timeout_s=max(settings.aggregator_db_timeout_s, 120.0))
-        self.partitions = Partitions(settings, self.consumer, store, self._replayer, self.stats)
+        self.partitions = Partitions(settings, self.consumer, store, self.stats)
         self.effort = EffortRefresher(
             store.pool, interval_s=settings.aggregator_maintenance_interval_s,
             lookback_ms=settings.max_lateness_ms + 3_600_000, timeout_s=settings.aggregator_db_timeout_s,
@@ -149,7 +147,7 @@ class Pipeline:
         if self._task is not None:
             return
         try:
-            for part in (self._replayer, *self._outputs):
+            for part in self._outputs:
                 await part.start()  # type: ignore[attr-defined]
                 self._started.append(part)
             await self.consumer.start()

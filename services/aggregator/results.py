@@ -104,7 +104,7 @@ class PipelineStats:
     stale_partitions: int = 0  # partitions dropped because another member had moved them on
     takeovers: int = 0  # partition models rebuilt from the database
     reuses: int = 0  # partition models kept across a rebalance (nobody else moved them)
-    replayed: int = 0  # records re-read to warm up deduplicators
+    replayed: int = 0  # journaled event ids replayed into deduplicators at take-overs
     output_failures: int = 0
     last: BatchResult | None = None
 

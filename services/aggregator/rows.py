@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 import orjson
 
 from .domain.blocks import BlockRecord
+from .domain.dedup import IdJournal
 from .domain.liveness import Liveness
 from .domain.minutes import (
     MinuteStats,
@@ -87,6 +88,8 @@ class PartitionWrite:
     pool_deltas: dict[PoolMinuteKey, MinuteStats] = field(default_factory=dict)
     blocks: dict[str, BlockRecord] = field(default_factory=dict)  # by hash: state after the batch
     workers: list[WorkerStatusRow] = field(default_factory=list)
+    # What the partition's deduplicators were fed in this batch, by event type.
+    id_journals: dict[str, IdJournal] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -9,24 +9,24 @@ What each part of the model needs, and where it comes from:
   fill them as the per-batch deltas did);
 - windows: the same minute rows (figures for the snapshot side only: nothing
   persisted depends on them);
-- dedup: NOT here: the caller replays the recent records into `model.dedup`.
+- dedup: the journals of the last dedup horizon (what the old owner's
+  deduplicators were fed, stored with each batch), replayed in order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 from typing import Final
 
-from shared.events import BlockEvent, Event
+from shared.events import BlockEvent
 
 from .adapters.restore import BlockRow, RestoreData
 from .config import AggregatorSettings
-from .domain.dedup import EventIds
+from .domain.dedup import EventIds, IdJournal, stable_hash64
 from .domain.liveness import Liveness
 from .domain.model import PoolAggregate
-from .domain.share import Share
 
-__all__ = ["feed_dedup", "new_model", "rebuild_model"]
+__all__ = ["new_model", "rebuild_model"]
 
 _NO_FUTURE_CHECK: Final = {"now_ms": 2**62}
 
@@ -34,7 +34,8 @@ _NO_FUTURE_CHECK: Final = {"now_ms": 2**62}
 def new_model(settings: AggregatorSettings) -> PoolAggregate:
     return PoolAggregate(
         multiplier=settings.hashrate_multiplier,
-        dedup=EventIds(settings.dedup_horizon_ms),
+        # A stable hash: the ids are journaled for whichever process owns the partition next.
+        dedup=EventIds(settings.dedup_horizon_ms, hash_fn=stable_hash64, journal=True),
         liveness=Liveness(floor_ms=settings.liveness_floor_ms, ceiling_ms=settings.liveness_ceiling_ms),
         max_lateness_ms=settings.max_lateness_ms,
     )
@@ -51,8 +52,17 @@ def _block_event(row: BlockRow, status: str, ts_ms: int) -> BlockEvent:
     return BlockEvent.model_validate(data, context=_NO_FUTURE_CHECK)
 
 
-def rebuild_model(settings: AggregatorSettings, data: RestoreData, watermark_ms: int) -> PoolAggregate:
+def rebuild_model(
+    settings: AggregatorSettings,
+    data: RestoreData,
+    watermark_ms: int,
+    journals: Mapping[str, Sequence[IdJournal]] | None = None,
+) -> PoolAggregate:
     model = new_model(settings)
+    for kind, in_order in (journals or {}).items():
+        dedup = model.dedup.of(kind)
+        for journal in in_order:
+            dedup.replay(journal)  # replaying journals nothing new
     model.watermark_ms = watermark_ms
     ledger = model.ledger
     for row in data.blocks:  # oldest first, as they were found
@@ -66,14 +76,3 @@ def rebuild_model(settings: AggregatorSettings, data: RestoreData, watermark_ms:
         if w.connections or w.connected_ms:
             liveness.restore_connections(w.key, dict(w.connections), w.connected_ms or 0)
     return model
-
-
-def feed_dedup(model: PoolAggregate, events: Iterable[Event | Share | None]) -> int:
-    """Remember replayed events' ids (nothing else moves); returns how many were fed."""
-    seen_before = model.dedup.seen_before
-    n = 0
-    for event in events:
-        if event is not None:
-            seen_before(event.type, event.event_id, event.ts_ms)
-            n += 1
-    return n

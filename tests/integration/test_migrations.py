@@ -45,6 +45,7 @@ TABLES = {
     "api_keys",
     "silences",
     "aggregator_offsets",
+    "aggregator_event_ids",
     "worker_status",
     "miner_metrics_hourly",
     "miner_metrics_daily",

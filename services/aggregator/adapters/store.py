@@ -7,7 +7,9 @@ owns that partition now: reported as stale, and the rest written by a second
 call), (2) upserts the minute rows additively, the blocks by hash, the touched
 workers' liveness, and (3) moves the offsets on. Figures and positions commit
 together or not at all, so a crash anywhere, a retry or a rebalance can
-neither lose nor double count a record.
+neither lose nor double count a record. The deduplicators' journals of the
+batch go into the same transaction (id_journal.py), so the ids a new owner
+replays always match the stored offsets.
 
 One statement means one round trip: the pipeline folds the next batch while
 PostgreSQL works on this one. Rows travel as column arrays sorted by key (same
@@ -22,6 +24,7 @@ from typing import Final
 
 import asyncpg
 
+from ..domain.dedup import IdJournal
 from ..errors import db_connection
 from ..rows import (
     PartitionWrite,
@@ -34,6 +37,7 @@ from ..rows import (
     worker_columns,
 )
 from . import offsets
+from .id_journal import DELETE_SQL, INSERT_SQL, journal_columns, load_journals
 from .offsets import StoredPosition
 
 __all__ = ["AggregatorStore", "WriteOutcome"]
@@ -52,10 +56,12 @@ class WriteOutcome:
 class AggregatorStore:
     """The aggregator's batch writes and offset bookkeeping over an asyncpg pool."""
 
-    def __init__(self, pool: asyncpg.Pool, group: str, *, timeout_s: float = 30.0) -> None:
+    def __init__(self, pool: asyncpg.Pool, group: str, *, timeout_s: float = 30.0,
+                 dedup_horizon_ms: int = 10 * 60_000) -> None:
         self._pool = pool
         self.group = group
         self._timeout_s = timeout_s
+        self._horizon_ms = dedup_horizon_ms
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -76,11 +82,18 @@ class AggregatorStore:
                 args = (*claim_columns(remaining), *minute_columns(merged.worker_deltas),
                         *pool_columns(merged.pool_deltas), *block_columns(merged.blocks),
                         *worker_columns(merged.workers), *offset_columns(merged.offsets))
-                stale = await conn.fetchval(_WRITE, self.group, *args)
+                journals = [(w.partition, kind, j) for w in remaining for kind, j in w.id_journals.items()]
+                async with conn.transaction():
+                    stale = await conn.fetchval(_WRITE, self.group, *args)
+                    if not stale and journals:
+                        inserted, expired = journal_columns(journals, self._horizon_ms)
+                        await conn.execute(INSERT_SQL, self.group, *inserted)
+                        await conn.execute(DELETE_SQL, self.group, *expired)
                 if not stale:
                     outcome.rows = {"miner_metrics": len(merged.worker_deltas),
                                     "pool_metrics": len(merged.pool_deltas),
-                                    "blocks": len(merged.blocks), "worker_status": len(merged.workers)}
+                                    "blocks": len(merged.blocks), "worker_status": len(merged.workers),
+                                    "aggregator_event_ids": len(journals)}
                     break
                 outcome.stale += stale
                 remaining = [w for w in remaining if w.partition not in stale]
@@ -94,3 +107,9 @@ class AggregatorStore:
         async with db_connection(self._pool, "reading offsets", timeout_s=self._timeout_s,
                                  partitions=partitions) as conn:
             return await offsets.ensure(conn, self.group, starts)
+
+    async def load_id_journals(self, partition: int) -> dict[str, list[IdJournal]]:
+        """The partition's dedup journals of the last horizon (see id_journal.py)."""
+        async with db_connection(self._pool, "reading dedup journals", timeout_s=self._timeout_s,
+                                 partitions=(partition,)) as conn:
+            return await load_journals(conn, self.group, partition, self._horizon_ms)

@@ -25,6 +25,16 @@ The default hash is Python's `hash()` (salted per process, ~free): fine for
 state rebuilt in-process. State persisted across processes must use a stable
 hash such as `stable_hash64`. A 64-bit collision inside one bucket (~1e-8 per
 bucket of 500,000 ids) would count a fresh event as a repeat.
+
+Journal (`journal=True`): every (hash, ts) fed is also noted, in order, and
+`take_journal()` hands it over with the watermark. The aggregator stores each
+batch's journal in the batch's own transaction; a new owner of the partition
+`replay()`s the stored journals of the last horizon and so holds the same ids
+as the old owner did, without re-reading (and re-validating) the records from
+Kafka. The state is a function of the sequence fed, so the same sequence gives
+the same state; only journals older than the horizon are left out, and the
+ids they held had expired by the spec's measure (a bucket kept alive longer by
+a late arrival may keep some of them in the old owner, never fewer).
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
-__all__ = ["Deduplicator", "EventIds", "stable_hash64"]
+__all__ = ["Deduplicator", "EventIds", "IdJournal", "stable_hash64"]
 
 
 class _HasId(Protocol):
@@ -78,6 +88,24 @@ class _Bucket:
         self.live = set()
 
 
+class IdJournal:
+    """The (hash, event time) pairs a deduplicator was fed, in order, and its watermark after them."""
+
+    __slots__ = ("hashes", "ts_ms", "watermark_ms")
+
+    def __init__(self, hashes: Iterable[int] = (), ts_ms: Iterable[int] = (), watermark_ms: int = 0) -> None:
+        self.hashes = array("q", hashes)
+        self.ts_ms = array("q", ts_ms)
+        self.watermark_ms = watermark_ms
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def append(self, h: int, ts_ms: int) -> None:
+        self.hashes.append(h)
+        self.ts_ms.append(ts_ms)
+
+
 class Deduplicator:
     __slots__ = (
         "_bucket_ms",
@@ -86,6 +114,7 @@ class Deduplicator:
         "_entries",
         "_hash",
         "_horizon_ms",
+        "_journal",
         "_max_entries",
         "_tick",
         "_watermark_ms",
@@ -99,6 +128,7 @@ class Deduplicator:
         bucket_ms: int = 10_000,
         compact_after_ms: int = 30_000,
         hash_fn: Callable[[str], int] = hash,
+        journal: bool = False,
     ) -> None:
         self._buckets: dict[int, _Bucket] = {}
         self._horizon_ms = horizon_ms
@@ -110,6 +140,9 @@ class Deduplicator:
         self._entries = 0
         self._tick = -(2**62)  # watermark bucket of the last housekeeping pass
         self.evicted = 0  # ids dropped before their horizon because of max_entries
+        # Every (hash, ts) fed, in order, until taken: persisted with each batch so a new
+        # owner rebuilds this exact state from the database (needs a stable hash_fn).
+        self._journal = IdJournal() if journal else None
 
     def __len__(self) -> int:
         return self._entries
@@ -120,11 +153,16 @@ class Deduplicator:
 
     def seen_before(self, event_id: str, ts_ms: int) -> bool:
         """True if this id was seen within the horizon; otherwise remembers it."""
+        h = self._hash(event_id)
+        if self._journal is not None:
+            self._journal.append(h, ts_ms)
+        return self._seen_hash(h, ts_ms)
+
+    def _seen_hash(self, h: int, ts_ms: int) -> bool:
         if ts_ms > self._watermark_ms:
             self._watermark_ms = ts_ms
             if ts_ms // self._bucket_ms != self._tick:
                 self._housekeep()
-        h = self._hash(event_id)
         b = ts_ms // self._bucket_ms
         bucket = self._buckets.get(b)
         keep_until = self._watermark_ms + self._horizon_ms
@@ -141,10 +179,35 @@ class Deduplicator:
             self._evict()
         return False
 
+    def take_journal(self) -> IdJournal | None:
+        """What was fed since the last call (None when not journaling); starts a new one."""
+        journal = self._journal
+        if journal is None:
+            return None
+        journal.watermark_ms = self._watermark_ms
+        self._journal = IdJournal()
+        return journal
+
+    def replay(self, journal: IdJournal) -> None:
+        """Feed a journal back (taking over: the same sequence gives the same state)."""
+        seen = self._seen_hash
+        for h, ts_ms in zip(journal.hashes, journal.ts_ms):
+            seen(h, ts_ms)
+
     def fresh(self, events: Iterable[E]) -> list[E]:
         """The events of a batch not seen before (repeats inside the batch included), in order."""
-        seen = self.seen_before
-        return [e for e in events if not seen(e.event_id, e.ts_ms)]
+        seen, hash_fn, journal = self._seen_hash, self._hash, self._journal
+        if journal is None:
+            return [e for e in events if not seen(hash_fn(e.event_id), e.ts_ms)]
+        out: list[E] = []
+        keep, note_hash, note_ts = out.append, journal.hashes.append, journal.ts_ms.append
+        for e in events:
+            h, ts = hash_fn(e.event_id), e.ts_ms
+            note_hash(h)
+            note_ts(ts)
+            if not seen(h, ts):
+                keep(e)
+        return out
 
     def _housekeep(self) -> None:
         wm = self._watermark_ms
@@ -204,3 +267,12 @@ class EventIds:
     def seen_before(self, kind: str, event_id: str, ts_ms: int) -> bool:
         """True if this id of this type was seen within the horizon; otherwise remembers it."""
         return self._by_type[kind].seen_before(event_id, ts_ms)
+
+    def take_journals(self) -> dict[str, IdJournal]:
+        """Per type, what was fed since the last call (types fed nothing left out)."""
+        out = {}
+        for kind, dedup in self._by_type.items():
+            journal = dedup.take_journal()
+            if journal:
+                out[kind] = journal
+        return out

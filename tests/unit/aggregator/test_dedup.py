@@ -126,3 +126,44 @@ def test_one_deduplicator_for_all_types_would_count_that_retry_twice() -> None:
     d.seen_before("s1", T0_MS)
     d.seen_before("b1", T0_MS + 5 * 60 * MIN)
     assert not d.seen_before("s1", T0_MS)
+
+
+def _stream(rng: random.Random, n: int, start_ms: int) -> list[Ev]:
+    out = []
+    for i in range(n):
+        ts = start_ms + i * 40 - rng.choice([0, 0, 0, 3_000, 9 * MIN, 11 * MIN, 40 * MIN])
+        out.append(Ev(f"e{rng.randrange(6_000)}", ts))
+    return out
+
+
+def test_a_replayed_journal_rebuilds_the_same_state() -> None:
+    rng = random.Random(11)
+    before, after = _stream(rng, 30_000, T0_MS), _stream(rng, 10_000, T0_MS + 30_000 * 40)
+    old = Deduplicator(horizon_ms=10 * MIN, hash_fn=stable_hash64, journal=True)
+    journals = []
+    i = 0
+    while i < len(before):  # batches of any size, each journal taken after its batch
+        n = rng.randrange(1, 900)
+        old.fresh(before[i:i + n])
+        journals.append(old.take_journal())
+        i += n
+    assert sum(len(j) for j in journals if j) == len(before)  # every event fed, repeats too
+    new = Deduplicator(horizon_ms=10 * MIN, hash_fn=stable_hash64)
+    for journal in journals:
+        assert journal is not None
+        new.replay(journal)
+    assert (len(new), new.watermark_ms) == (len(old), old.watermark_ms)
+    assert new.fresh(after) == old.fresh(after)  # the new owner answers exactly as the old one
+
+
+def test_journal_is_off_by_default_and_typed_journals_leave_out_idle_types() -> None:
+    assert Deduplicator().take_journal() is None
+    ids = EventIds(horizon_ms=10 * MIN, hash_fn=stable_hash64, journal=True)
+    ids.fresh("share", [Ev("a", T0_MS), Ev("a", T0_MS)])
+    ids.seen_before("miner", "m", T0_MS + 5)
+    journals = ids.take_journals()
+    assert sorted(journals) == ["miner", "share"]
+    assert list(journals["share"].hashes) == [stable_hash64("a")] * 2
+    assert list(journals["share"].ts_ms) == [T0_MS, T0_MS]
+    assert journals["miner"].watermark_ms == T0_MS + 5
+    assert ids.take_journals() == {}  # taken: a new journal starts empty

@@ -89,7 +89,7 @@ def test_restore_minutes_feeds_windows_and_liveness_not_dedup() -> None:
 def test_a_rebuilt_ledger_knows_its_blocks_and_a_later_status_counts_nothing_again() -> None:
     from services.aggregator.adapters.restore import BlockRow, RestoreData
     from services.aggregator.rows import WorkerStatusRow
-    from services.aggregator.takeover import feed_dedup, rebuild_model
+    from services.aggregator.takeover import rebuild_model
 
     row = BlockRow("main", block_hash(7), 7, "m1", "w1", 50.0, None, "confirmed", T0_MS + 1_000, T0_MS + 5 * MIN)
     gone = WorkerStatusRow("main", "m1", "w2", None, T0_MS, False, T0_MS - MIN, {"n1": (T0_MS, False)}, 0)
@@ -106,12 +106,22 @@ def test_a_rebuilt_ledger_knows_its_blocks_and_a_later_status_counts_nothing_aga
     assert folded.write.worker_deltas == {} and folded.write.pool_deltas == {}
     assert folded.write.blocks[block_hash(7)].status == "confirmed"
 
-    # Replayed records only teach the deduplicator their ids.
-    events = decode_records([record(share_json(T0_MS, event_id="seen"))], wall_ms=NOW_MS).events
-    assert feed_dedup(model, [*events, None]) == 1
-    again = fold_partition(model, 0, _items([record(share_json(T0_MS, event_id="seen"), offset=5)]),
-                           {"pool.shares": 5})
+
+def test_a_new_owner_replays_the_journaled_ids_and_counts_a_retry_once() -> None:
+    from services.aggregator.adapters.restore import RestoreData
+    from services.aggregator.takeover import rebuild_model
+
+    old = new_model(SETTINGS)
+    first = fold_partition(old, 0, _items([record(share_json(T0_MS, event_id="seen"))]), {"pool.shares": 0})
+    journals = first.write.id_journals
+    assert sorted(journals) == ["share"] and len(journals["share"]) == 1
+    assert old.dedup.take_journals() == {}  # each batch's journal goes out with that batch
+
+    model = rebuild_model(SETTINGS, RestoreData(), T0_MS, {k: [j] for k, j in journals.items()})
+    again = fold_partition(model, 0, _items([record(share_json(T0_MS, event_id="seen"), offset=1)]),
+                           {"pool.shares": 1})
     assert again.shares is not None and again.shares.duplicates == 1 and again.write.worker_deltas == {}
+    assert len(again.write.id_journals["share"]) == 1  # the retry is journaled too (the same sequence)
 
 
 def test_a_block_far_ahead_in_event_time_does_not_expire_share_ids() -> None:
