@@ -56,8 +56,10 @@ sys.path.insert(0, str(ROOT))
 from shared.db.migrate import migrate_database  # noqa: E402
 from shared.kafka.options import client_options  # noqa: E402
 from shared.kafka.producer import EventProducer, OutgoingRecord  # noqa: E402
-from shared.kafka.topics import Topic, ensure_topics, topic_name, topic_specs  # noqa: E402
+from shared.kafka.topics import Topic, ensure_topics, topic_name  # noqa: E402
 from shared.settings import ServiceSettings  # noqa: E402
+
+from run_state import drop_run_state  # noqa: E402  (this folder)
 
 FETCH = {"max_partition_fetch_bytes": 8 * 1024 * 1024, "fetch_max_bytes": 64 * 1024 * 1024}
 
@@ -356,17 +358,7 @@ async def main(args: argparse.Namespace) -> None:
                   f"{pipeline['rate_steady'] / baseline['rate']:.2f}; peak RSS {pipeline['vm_hwm_mib']:.0f} MiB; "
                   f"/metrics scrape {pipeline.get('scrape_s', float('nan')) * 1000:.0f} ms")
     finally:
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        admin = AIOKafkaAdminClient(**client_options(settings))
-        await admin.start()
-        try:
-            await admin.delete_topics([spec.name for spec in topic_specs(settings)])
-        finally:
-            await admin.close()
-        await admin_conn.execute(f'DROP SCHEMA "{args.schema}" CASCADE')
-        await admin_conn.execute(f'DROP SCHEMA "{args.schema}_bare" CASCADE')
-        await admin_conn.close()
+        await drop_run_state(settings, admin_conn, [args.schema, f"{args.schema}_bare"])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -32,8 +32,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from aggregator_bench import phase_baseline, phase_pipeline, produce, settings_for
+from run_state import drop_run_state
 
-from shared.kafka.topics import ensure_topics, topic_specs
+from shared.kafka.topics import ensure_topics
 from shared.settings import ServiceSettings
 
 _REBUILT = re.compile(r"partition (\d+) rebuilt in ([0-9.]+)s: .* (\d+) (?:records|event ids) replayed")
@@ -86,18 +87,7 @@ async def main(args: argparse.Namespace) -> None:
               f"of rebuilds ({took['rate']:,.0f} ids/s, ratio to the bare read "
               f"{took['rate'] / baseline['rate']:.2f})")
     finally:
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        from shared.kafka.options import client_options
-
-        admin = AIOKafkaAdminClient(**client_options(settings))
-        await admin.start()
-        try:
-            await admin.delete_topics([spec.name for spec in topic_specs(settings)])
-        finally:
-            await admin.close()
-        await admin_conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin_conn.close()
+        await drop_run_state(settings, admin_conn, [schema])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -36,9 +36,10 @@ from services.ingest.config import IngestSettings  # noqa: E402
 from shared.db.migrate import migrate_database  # noqa: E402
 from shared.db.pool import connect  # noqa: E402
 from shared.events import decode_batch  # noqa: E402
-from shared.kafka.options import client_options  # noqa: E402
 from shared.kafka.producer import EventProducer  # noqa: E402
-from shared.kafka.topics import ensure_topics, topic_specs  # noqa: E402
+from shared.kafka.topics import ensure_topics  # noqa: E402
+
+from run_state import drop_run_state  # noqa: E402  (this folder)
 
 
 def free_port() -> int:
@@ -182,16 +183,7 @@ async def main(args: argparse.Namespace) -> None:
         if process is not None:
             process.kill()
             process.wait()
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        admin = AIOKafkaAdminClient(**client_options(settings))
-        await admin.start()
-        try:
-            await admin.delete_topics([spec.name for spec in topic_specs(settings)])
-        finally:
-            await admin.close()
-        await admin_conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin_conn.close()
+        await drop_run_state(settings, admin_conn, [schema])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

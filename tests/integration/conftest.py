@@ -8,6 +8,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from typing import Any
 
 import asyncpg
 import pytest
@@ -35,30 +36,27 @@ def _private_config() -> DevStackConfig:
     )
 
 
-@pytest.fixture
-def private_kafka() -> Iterator[KafkaNode]:
-    """A single-node broker of this test's own (the dev stack's code, free ports)."""
+def _private(node_class: type[KafkaNode | PostgresNode]) -> Iterator[Any]:
     config = _private_config()
-    node = KafkaNode(config)
+    node = node_class(config)
     node.up()
     try:
         yield node
     finally:
         node.down()
         shutil.rmtree(config.state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def private_kafka() -> Iterator[KafkaNode]:
+    """A single-node broker of this test's own (the dev stack's code, free ports)."""
+    yield from _private(KafkaNode)
 
 
 @pytest.fixture
 def private_postgres() -> Iterator[PostgresNode]:
     """A PostgreSQL server of this test's own (the dev stack's code, a free port)."""
-    config = _private_config()
-    node = PostgresNode(config)
-    node.up()
-    try:
-        yield node
-    finally:
-        node.down()
-        shutil.rmtree(config.state_dir, ignore_errors=True)
+    yield from _private(PostgresNode)
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
@@ -209,6 +210,7 @@ def build_outputs(
 
     `readiness`: an optional `async () -> str | None` for /readyz (None = ready,
     else why not); by default /readyz checks that PostgreSQL answers."""
+    from services.aggregator.adapters.block_figures import load_block_figures
     from services.aggregator.adapters.exporter import MetricsExporter
     from services.aggregator.adapters.rollups import RollupJob
     from services.aggregator.adapters.snapshots import SnapshotPublisher
@@ -218,6 +220,9 @@ def build_outputs(
     telemetry = AggregatorTelemetry(registry)
     exporter = MetricsExporter.from_settings(settings, db_pool, registry=registry, telemetry=telemetry,
                                              readiness=readiness)
-    snapshots = SnapshotPublisher.from_settings(settings, telemetry=telemetry)
+    snapshots = SnapshotPublisher.from_settings(
+        settings, telemetry=telemetry,
+        block_figures=partial(load_block_figures, db_pool, timeout_s=settings.aggregator_db_timeout_s),
+    )
     rollups = RollupJob.from_settings(settings, db_pool, telemetry=telemetry)
     return OutputSet([exporter, rollups, snapshots])

@@ -34,13 +34,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Final, Literal
 
 import orjson
 
+from services.aggregator.adapters.block_figures import PoolBlockFigures
 from services.aggregator.adapters.outputs import BatchOutcome, ModelSet
 from services.aggregator.adapters.periodic import PeriodicTask
 from services.aggregator.config import AggregatorSettings
@@ -54,6 +55,7 @@ from services.aggregator.domain.export_figures import (
     worker_figures,
 )
 from services.aggregator.domain.minutes import WorkerKey
+from services.aggregator.errors import StoreError
 from services.aggregator.telemetry import AggregatorTelemetry
 from shared.kafka.producer import EventProducer, OutgoingRecord, ProduceError
 from shared.kafka.topics import Topic, topic_name
@@ -116,8 +118,15 @@ class SnapshotPublisher:
         telemetry: AggregatorTelemetry | None = None,
         producer: EventProducer | None = None,
         clock_ms: Callable[[], int] = _now_ms,
+        block_figures: Callable[[], Awaitable[Mapping[str, PoolBlockFigures]]] | None = None,
+        block_figures_interval_s: float = 30.0,
     ) -> None:
         self.topic = topic_name(settings, Topic.SNAPSHOTS)
+        # Effort and luck of pools that span partitions come from the database (block_figures.py).
+        self._load_block_figures = block_figures
+        self._block_figures_interval_s = block_figures_interval_s
+        self._block_figures: Mapping[str, PoolBlockFigures] = {}
+        self._block_figures_at: float | None = None
         self.interval_s = interval_s
         self.max_records_per_tick = max_records_per_tick
         self.full_sweep_ticks = full_sweep_ticks
@@ -251,6 +260,7 @@ class SnapshotPublisher:
                 self._urgent[key] = partition
         self._absorb()
 
+        await self._refresh_block_figures()
         records = self._pool_records(now_ms, as_of_ms, live_at, report)
         taken = self._take()
         miners: dict[MinerKey, int] = {}
@@ -288,6 +298,17 @@ class SnapshotPublisher:
             self._telemetry.snapshot_tick_s.observe(time.perf_counter() - started)
         return report
 
+    async def _refresh_block_figures(self) -> None:
+        loaded_at, now = self._block_figures_at, time.monotonic()
+        if self._load_block_figures is None or (
+                loaded_at is not None and now - loaded_at < self._block_figures_interval_s):
+            return
+        self._block_figures_at = now
+        try:
+            self._block_figures = await self._load_block_figures()
+        except StoreError as exc:  # keep the last figures; the next interval retries
+            log.warning("pool effort and luck not refreshed: %s", exc)
+
     def _pool_records(
         self, now_ms: int, as_of_ms: int, live_at: dict[int, int], report: TickReport
     ) -> list[OutgoingRecord]:
@@ -295,7 +316,10 @@ class SnapshotPublisher:
         activity = pool_activity((m, live_at.get(p, now_ms)) for p, m in self.models.items())
         out = []
         for pool in sorted(pools_of(models)):
-            figures = pool_figures(pool, models, as_of_ms, activity)
+            stored = self._block_figures.get(pool)
+            figures = pool_figures(pool, models, as_of_ms, activity,
+                                   stored_effort=stored.round_effort if stored else None,
+                                   stored_luck=stored.luck if stored else None)
             out.append(self._record("pool", pool, now_ms, figures))
             report.records["pool"] += 1
         return out

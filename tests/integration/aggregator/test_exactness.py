@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.aggregator.adapters.block_figures import load_block_figures
 from shared.db import connect
+from shared.db.pool import create_pool
 
 from .conftest import assert_figures, produce, running, wait_caught_up
 from .streams import MIN, make_stream
@@ -42,7 +44,9 @@ async def _assert_effort_and_luck(settings, truth) -> None:  # type: ignore[no-u
     """Effort = pool accepted difficulty since the pool's previous block (minutes pro rata)
     / network difficulty; luck = blocks / sum(effort)."""
     conn = await connect(settings)
+    pool_conn = await create_pool(settings)
     try:
+        stored = await load_block_figures(pool_conn, timeout_s=10.0)  # what spanning snapshots show
         rows = await conn.fetch("SELECT hash, effort FROM blocks")
         got = {r["hash"]: r["effort"] for r in rows}
         for pool in {b["pool"] for b in truth.blocks.values()}:
@@ -62,5 +66,13 @@ async def _assert_effort_and_luck(settings, truth) -> None:  # type: ignore[no-u
                 blocks, luck = await conn.fetchrow("SELECT * FROM chimera_pool_luck($1, 64)", pool)
                 assert blocks == len(efforts)
                 assert math.isclose(luck, len(efforts) / sum(efforts), rel_tol=1e-9)
+                assert math.isclose(stored[pool].luck["64"], luck, rel_tol=1e-12)
+            last_ms, last_hash = found[-1]
+            running_work = sum(row.difficulty * (MIN - max(0, last_ms - minute_ms)) / MIN
+                               for (p, minute_ms), row in truth.pools.items()
+                               if p == pool and minute_ms + MIN > last_ms)
+            assert math.isclose(stored[pool].round_effort, running_work / truth.blocks[last_hash]["nd"],
+                                rel_tol=1e-9), pool
     finally:
+        await pool_conn.close()
         await conn.close()

@@ -8,9 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
+from services.aggregator.adapters.block_figures import PoolBlockFigures
 from services.aggregator.adapters.outputs import BatchOutcome, PartitionOutcome
 from services.aggregator.adapters.snapshots import SnapshotPublisher, entity_key
 from services.aggregator.domain.model import PoolAggregate
+from services.aggregator.errors import StoreError
 from shared.kafka.producer import ProduceError
 from shared.settings import ServiceSettings
 
@@ -184,6 +186,47 @@ async def test_revoked_partitions_are_dropped() -> None:
     feed(pub, pub.models.models[0], [share(T0_MS + 1, miner="a")], partition=0)
     await pub.tick()
     assert producer.last()[b"pool:main"]["figures"]["shares"]["1m"] == 2  # a's two, b's gone
+
+
+class StoredBlockFigures:
+    """A stand-in for the database read: records each call, fails when told to."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail = False
+
+    async def __call__(self) -> dict[str, PoolBlockFigures]:
+        self.calls += 1
+        if self.fail:
+            raise StoreError("reading block figures failed", retriable=True, operation="read")
+        return {"main": PoolBlockFigures(0.5 + self.calls, {"64": 1.1, "128": 1.2, "256": 1.3})}
+
+
+async def test_pools_spanning_partitions_get_effort_and_luck_from_the_database() -> None:
+    clock = Clock(T0_MS + MIN)
+    stored = StoredBlockFigures()
+    pub, producer = publisher(clock, block_figures=stored, block_figures_interval_s=3600)
+    a, b = PoolAggregate(), PoolAggregate()
+    feed(pub, a, FARM[:30], partition=0)
+    feed(pub, b, [share(T0_MS + i * 1000, miner="m9") for i in range(10)], partition=1)
+    await pub.tick()
+    figures = producer.last()[b"pool:main"]["figures"]
+    assert (figures["round_effort"], figures["luck"]) == (1.5, {"64": 1.1, "128": 1.2, "256": 1.3})
+    stored.fail = True
+    await pub.tick()  # not due yet: no second read; the figures stay
+    assert stored.calls == 1 and producer.last()[b"pool:main"]["figures"]["round_effort"] == 1.5
+
+
+async def test_a_failed_block_figures_read_keeps_the_last_ones() -> None:
+    stored = StoredBlockFigures()
+    pub, producer = publisher(Clock(T0_MS + MIN), block_figures=stored, block_figures_interval_s=0)
+    a, b = PoolAggregate(), PoolAggregate()
+    feed(pub, a, FARM[:30], partition=0)
+    feed(pub, b, [share(T0_MS + i * 1000, miner="m9") for i in range(10)], partition=1)
+    await pub.tick()
+    stored.fail = True
+    await pub.tick()
+    assert stored.calls == 2 and producer.last()[b"pool:main"]["figures"]["round_effort"] == 1.5
 
 
 def test_entity_keys() -> None:
