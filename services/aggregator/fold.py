@@ -13,8 +13,10 @@ a matter of construction, not of careful undo.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import TypeAlias
 
 from shared.events import BlockEvent, Event, MinerEvent
 from shared.kafka.consumer import Record
@@ -30,7 +32,9 @@ from .rows import (
     worker_status_rows,
 )
 
-__all__ = ["Folded", "fold_partition"]
+__all__ = ["Folded", "TopicRun", "fold_partition"]
+
+_timestamp = attrgetter("timestamp")
 
 
 @dataclass(slots=True)
@@ -43,13 +47,17 @@ class Folded:
     newest_share_ms: int = 0
 
 
+TopicRun: TypeAlias = tuple[str, Sequence[Record], Sequence["Event | Share | None"]]
+
+
 def fold_partition(
     model: PoolAggregate,
     partition: int,
-    items: Sequence[tuple[Record, Event | Share | None]],
+    runs: Iterable[TopicRun],
     expected: dict[str, int],
 ) -> Folded:
-    """Fold the partition's records (with their events; None = dead-lettered) into `model`.
+    """Fold the partition's records into `model`: one run per topic, (topic, its records in
+    offset order as a fetch returns them, their events aligned; None = dead-lettered).
 
     `expected` holds the stored next offset of each of the partition's topics;
     every topic with records moves past its last record, dead letters included.
@@ -59,21 +67,23 @@ def fold_partition(
     miners: list[MinerEvent] = []
     next_offsets: dict[str, int] = {}
     last_ts: dict[str, int] = {}
-    for record, event in items:
-        topic = record.topic
-        if record.offset + 1 > next_offsets.get(topic, -1):
-            next_offsets[topic] = record.offset + 1
-        if record.timestamp is not None and record.timestamp > last_ts.get(topic, -1):
-            last_ts[topic] = record.timestamp
-        if event is None:
+    for topic, records, events in runs:
+        if not records:
             continue
-        kind = event.type
-        if kind == "share":
-            shares.append(event)  # type: ignore[arg-type]
-        elif kind == "block":
-            blocks.append(event)  # type: ignore[arg-type]
-        else:
-            miners.append(event)  # type: ignore[arg-type]
+        next_offsets[topic] = records[-1].offset + 1
+        stamps = [ts for ts in map(_timestamp, records) if ts is not None]
+        if stamps:
+            last_ts[topic] = max(stamps)
+        for event in events:
+            if event is None:
+                continue
+            kind = event.type
+            if kind == "share":
+                shares.append(event)  # type: ignore[arg-type]
+            elif kind == "block":
+                blocks.append(event)  # type: ignore[arg-type]
+            else:
+                miners.append(event)  # type: ignore[arg-type]
 
     write = PartitionWrite(partition, watermark_ms=0)
     folded = Folded(write)

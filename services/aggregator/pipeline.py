@@ -34,6 +34,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Final
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -255,17 +256,21 @@ class Pipeline:
         self.stats.skipped += skipped
         if not groups:
             return None
-        flat = [r for topics in groups.values() for group in topics.values() for r in group]
+        flat = list(chain.from_iterable(group for topics in groups.values() for group in topics.values()))
         wall_ms = time.time_ns() // 1_000_000
         decoded = decode_records(flat, wall_ms)
         if decoded.letters and not await self._send_dead_letters(decoded.letters):
             return None  # stopping while Kafka refuses them: nothing was applied yet
         batch = _Batch(groups, decoded.letters, skipped, wall_ms)
-        events = iter(decoded.events)
+        events = decoded.events
+        start = 0
         for p, topics in groups.items():
             state = owned[p]
-            items = [(r, next(events)) for group in topics.values() for r in group]
-            folded = batch.folds[p] = fold_partition(state.model, p, items, dict(state.next_offsets))
+            runs = []
+            for topic, records in topics.items():  # `flat` holds them in this order
+                runs.append((topic, records, events[start:start + len(records)]))
+                start += len(records)
+            folded = batch.folds[p] = fold_partition(state.model, p, runs, dict(state.next_offsets))
             for move in folded.write.offsets:  # the model is now past these records
                 state.next_offsets[move.topic] = move.next_offset
         return batch

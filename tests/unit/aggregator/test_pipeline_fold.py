@@ -19,8 +19,12 @@ pytestmark = pytest.mark.unit
 SETTINGS = AggregatorSettings()
 
 
-def _items(records):  # type: ignore[no-untyped-def]
-    return list(zip(records, decode_records(records, wall_ms=NOW_MS).events))
+def _items(records, wall_ms=NOW_MS):  # type: ignore[no-untyped-def]
+    """Records as the pipeline hands them over: one run per topic, with the decoded events."""
+    by_topic: dict[str, list] = {}  # type: ignore[type-arg]
+    for r in records:
+        by_topic.setdefault(r.topic, []).append(r)
+    return [(topic, rs, decode_records(rs, wall_ms=wall_ms).events) for topic, rs in by_topic.items()]
 
 
 def _block(ts_ms: int, event_id: str, status: str = "candidate") -> dict:  # type: ignore[type-arg]
@@ -131,8 +135,7 @@ def test_a_block_far_ahead_in_event_time_does_not_expire_share_ids() -> None:
     fold_partition(model, 0, _items(first), {"pool.shares": 0})
     ahead = [record(_block(T0_MS + 5 * HOUR, "b-ahead"), topic="pool.blocks", offset=0,
                     timestamp=T0_MS + 6 * HOUR)]
-    fold_partition(model, 0, list(zip(ahead, decode_records(ahead, wall_ms=T0_MS + 6 * HOUR).events)),
-                   {"pool.blocks": 0})
+    fold_partition(model, 0, _items(ahead, wall_ms=T0_MS + 6 * HOUR), {"pool.blocks": 0})
     retry = [record(share_json(T0_MS, event_id="x"), offset=1)]
     again = fold_partition(model, 0, _items(retry), {"pool.shares": 1})
     assert again.shares is not None and again.shares.duplicates == 1
