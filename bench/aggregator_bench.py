@@ -9,6 +9,7 @@ measures, in the same run and each phase in a process of its own (so each
 peak RSS is its own):
 
 (a) baseline: a bare aiokafka consumer that only decodes the records with orjson;
+(a2) the same consumer with the aggregator's decoding and contract checks only;
 (b) domain: the same consumer, bulk decoding and validation
     (`services.aggregator.decoding.decode_records`, else `shared.events.decode_batch`)
     and `PoolAggregate.ingest_shares` (one model per partition, no database),
@@ -152,14 +153,17 @@ async def phase_baseline(settings: ServiceSettings) -> dict[str, Any]:
 
 
 def _decoder() -> Any:
-    if importlib.util.find_spec("services.aggregator.decoding") is not None:
-        from services.aggregator.decoding import decode_records
+    from services.aggregator.decoding import decode_records
 
-        return lambda records: [e for e in decode_records(records).events if e is not None]
-    from shared.events import decode_batch
+    return lambda records: [e for e in decode_records(records).events if e is not None]
 
-    return lambda records: decode_batch(b"[" + b",".join(r.value for r in records) + b"]",
-                                        max_events=len(records) + 1)
+
+async def phase_decode(settings: ServiceSettings) -> dict[str, Any]:
+    """The baseline plus the aggregator's decoding and contract checks, nothing else: the
+    ceiling of any consumer that validates what it counts."""
+    decode = _decoder()
+    count, elapsed = await consume(settings, lambda _, records: decode(records))
+    return {"events": count, "seconds": elapsed, "rate": count / elapsed, "vm_hwm_mib": vm_hwm_mib()}
 
 
 async def phase_domain(settings: ServiceSettings) -> dict[str, Any]:
@@ -302,6 +306,8 @@ async def child(args: argparse.Namespace) -> None:
     settings = settings_for(args.prefix, schema, args.partitions)
     if args.phase == "baseline":
         result = await phase_baseline(settings)
+    elif args.phase == "decode":
+        result = await phase_decode(settings)
     elif args.phase == "domain":
         result = await phase_domain(settings)
     else:
@@ -326,6 +332,10 @@ async def main(args: argparse.Namespace) -> None:
         assert baseline is not None
         print(f"(a) bare aiokafka + orjson.loads: {baseline['rate']:,.0f} events/s "
               f"({baseline['seconds']:.1f}s), peak RSS {baseline['vm_hwm_mib']:.0f} MiB")
+        decode = run_phase("decode", args)
+        assert decode is not None
+        print(f"(a2) + decoding and the contract's checks only: {decode['rate']:,.0f} events/s, ratio to (a) "
+              f"{decode['rate'] / baseline['rate']:.2f}")
         domain = run_phase("domain", args)
         assert domain is not None
         print(f"(b) + bulk validation + PoolAggregate.ingest_shares: {domain['rate']:,.0f} events/s "
@@ -373,7 +383,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compare-outputs", action="store_true",
                         help="also run the full pipeline without the outputs (snapshots, exporter, roll-ups)")
     parser.add_argument("--without-outputs", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--phase", choices=["baseline", "domain", "pipeline"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["baseline", "decode", "domain", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     parser.add_argument("--schema", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
