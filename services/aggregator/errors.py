@@ -12,18 +12,18 @@ from typing import Final
 
 import asyncpg
 
-__all__ = ["DB_ERRORS", "AggregatorError", "Backoff", "StoreError", "WarmupError", "db_connection", "store_error"]
+from shared.db.errors import DATABASE_ERRORS, database_unavailable
+
+__all__ = ["DB_ERRORS", "AggregatorError", "Backoff", "StoreError", "db_connection", "store_error"]
 
 # What asyncpg (or the socket under it) raises. InternalClientError is what a
 # connection broken in mid-protocol reports on its next use.
-DB_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-                    OSError, TimeoutError)
+DB_ERRORS: Final = DATABASE_ERRORS
 
-# SQLSTATE classes that describe the server or the connection, not our data:
-# 08 connection, 40 rollback (serialization, deadlock), 53 resources,
-# 55 object not in prerequisite state (lock not available), 57 operator
-# intervention (shutdown, statement timeout), 58 system error.
-_RETRIABLE_CLASSES: Final = frozenset({"08", "40", "53", "55", "57", "58"})
+# Besides a database that is away (shared/db/errors.py), SQLSTATE classes a retry
+# cures: 40 rollback (serialization, deadlock), 55 object not in prerequisite
+# state (lock not available).
+_RETRY_CURES: Final = frozenset({"40", "55"})
 
 
 class AggregatorError(Exception):
@@ -53,26 +53,10 @@ class StoreError(AggregatorError):
         self.partitions = partitions
 
 
-class WarmupError(AggregatorError):
-    """Re-reading a partition's recent records (dedup warm-up) failed."""
-
-    def __init__(self, message: str, *, retriable: bool, partition: int,
-                 cause: BaseException | None = None) -> None:
-        super().__init__(message, retriable=retriable, cause=cause)
-        self.partition = partition
-
-
 def store_error(exc: BaseException, operation: str, partitions: tuple[int, ...] = ()) -> StoreError:
     """Classify a failure raised by asyncpg (or the socket under it)."""
     sqlstate = getattr(exc, "sqlstate", None) if isinstance(exc, asyncpg.PostgresError) else None
-    if isinstance(sqlstate, str):
-        retriable = sqlstate[:2] in _RETRIABLE_CLASSES
-    else:
-        # No server verdict: the connection broke, could not be made, or timed out.
-        retriable = isinstance(
-            exc, (OSError, TimeoutError, asyncio.TimeoutError, asyncpg.InterfaceError,
-                  asyncpg.InternalClientError)
-        )
+    retriable = database_unavailable(exc) or (isinstance(sqlstate, str) and sqlstate[:2] in _RETRY_CURES)
     return StoreError(
         f"{operation} failed: {type(exc).__name__}: {exc}",
         retriable=retriable,

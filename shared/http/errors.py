@@ -1,22 +1,27 @@
 """One error shape for every HTTP API: `{"error": "...", "details": [...]}` (CONTRACT.md section 3).
 
 Handlers raise `ApiError` (or FastAPI's own validation errors, which are
-translated here); nothing a client sends may turn into a 500.
+translated here); nothing a client sends may turn into a 500. A database that
+cannot be reached answers 503 with Retry-After, wherever the query was.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-import orjson
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db.errors import DATABASE_ERRORS, database_unavailable
+
 log = logging.getLogger(__name__)
+
+DATABASE_RETRY_AFTER_S: Final = 5
 
 
 class OrjsonResponse(JSONResponse):
@@ -76,6 +81,14 @@ async def _http_error(_: Request, exc: Exception) -> OrjsonResponse:
     return error_response(exc.status_code, str(exc.detail), (), getattr(exc, "headers", None))
 
 
+async def _database_error(request: Request, exc: Exception) -> OrjsonResponse:
+    if not database_unavailable(exc):
+        return await _unexpected(request, exc)
+    log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return error_response(503, "the database cannot be reached right now; retry later", (),
+                          {"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+
+
 async def _unexpected(request: Request, exc: Exception) -> OrjsonResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal error")
@@ -85,4 +98,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(Exception, _unexpected)

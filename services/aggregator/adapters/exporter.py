@@ -64,6 +64,7 @@ from services.aggregator.domain.export_selection import PoolUptime, select_miner
 from services.aggregator.domain.model import PoolAggregate
 from services.aggregator.domain.windows import DEFAULT_MULTIPLIER, WINDOWS, hashrate_hs, shares_per_second
 from services.aggregator.telemetry import AggregatorTelemetry
+from shared.db.errors import DATABASE_ERRORS
 
 __all__ = ["MetricsExporter"]
 
@@ -71,7 +72,6 @@ log = logging.getLogger(__name__)
 
 Readiness = Callable[[], Awaitable[str | None]]
 _CHUNK: Final = 2000  # workers ranked between yields to the event loop
-_DB_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 _PERFORMANCE_SQL: Final = """
 SELECT DISTINCT ON (host) host, cpu_usage, memory_usage, disk_usage
 FROM performance_metrics WHERE ts >= $1 ORDER BY host, ts DESC
@@ -190,7 +190,7 @@ class MetricsExporter:
         try:
             async with asyncio.timeout(2.0):
                 await self._db.fetchval("SELECT 1")
-        except _DB_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             return f"PostgreSQL did not answer: {exc!r}"
         return None
 
@@ -238,7 +238,7 @@ class MetricsExporter:
             async with self._db.acquire() as conn:
                 rows = await conn.fetch(_PERFORMANCE_SQL, datetime.fromtimestamp(since, UTC))
                 blocks = await conn.fetch(_BLOCKS_SQL)
-        except _DB_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             self.telemetry.exporter_refresh_failures.labels("database").inc()
             log.warning("exporter: PostgreSQL read failed, keeping the previous figures: %r", exc)
             return

@@ -39,6 +39,7 @@ from services.aggregator.adapters.periodic import PeriodicTask
 from services.aggregator.config import AggregatorSettings
 from services.aggregator.domain.rollup_plan import HOUR_MS, RollupPlan, plan_pass
 from services.aggregator.telemetry import AggregatorTelemetry
+from shared.db.errors import DATABASE_ERRORS
 
 __all__ = ["ROLLUP_TABLES", "RollupError", "RollupJob", "RollupReport"]
 
@@ -154,7 +155,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-_DB_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 class RollupJob:
@@ -247,7 +247,7 @@ class RollupJob:
                 await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", _LOCK_NAMESPACE)
                 written = _rows(await conn.execute(upsert, lo, hi))
                 deleted = _rows(await conn.execute(delete, lo, hi))
-        except _DB_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             raise RollupError(level.target, start_ms, end_ms, exc) from exc
         report.written[level.target] += written
         report.deleted[level.target] += deleted

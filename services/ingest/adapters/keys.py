@@ -32,6 +32,7 @@ from services.ingest.domain.keys import (
     parse_scopes,
     plausible_token,
 )
+from shared.db.errors import DATABASE_ERRORS
 from shared.http.auth import Principal, Scope
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,6 @@ _COLUMNS: Final = (
     "id, name, key_prefix, scopes, rate_limit_per_second, created_at, last_used_at, "
     "expires_at, revoked_at"
 )
-# What a database outage looks like from asyncpg: refused or dropped
-# connections (OSError), server-side errors, a closed pool, a timeout.
-DATABASE_ERRORS: Final = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 class InvalidKeySpec(ValueError):

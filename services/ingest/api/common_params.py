@@ -31,8 +31,12 @@ class ErrorOut(BaseModel):
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
-    """OpenAPI `responses=` entries for these error statuses."""
-    return {status: {"model": ErrorOut} for status in statuses}
+    """OpenAPI `responses=` entries for these error statuses, and 503: every route here
+    needs PostgreSQL (the key store at least), which may be unreachable for a while."""
+    out: dict[int | str, dict[str, object]] = {status: {"model": ErrorOut} for status in statuses}
+    out.setdefault(503, {"model": ErrorOut,
+                         "description": "PostgreSQL (or Kafka) is unreachable; retry after Retry-After"})
+    return out
 
 
 def container(request: Request) -> Container:

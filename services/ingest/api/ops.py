@@ -11,8 +11,8 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from services.ingest.adapters.keys import DATABASE_ERRORS
 from services.ingest.api.app import container_of
+from shared.db.errors import DATABASE_ERRORS
 
 router = APIRouter(tags=["operations"])
 
