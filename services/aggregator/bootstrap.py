@@ -104,6 +104,10 @@ async def bootstrap(
         )
         pipeline = Pipeline(settings, store, DeadLetterProducer(producer, settings), outputs=made,
                             client_id=client_id)
+        for output in made:  # outputs that export the pipeline's own totals (failed writes, take-overs)
+            observe = getattr(output, "observe_pipeline", None)
+            if observe is not None:
+                observe(pipeline.stats)
         return Aggregator(settings, pool, producer, store, pipeline)
     except BaseException:
         await pool.close()

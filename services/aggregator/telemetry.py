@@ -10,15 +10,18 @@ record their own work here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from shared.kafka.topics import Topic
 
 if TYPE_CHECKING:  # outputs.py imports this module
     from services.aggregator.adapters.outputs import BatchOutcome
+    from services.aggregator.results import PipelineStats
 
 _DURATION_BUCKETS_S: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -27,7 +30,7 @@ _DURATION_BUCKETS_S: Final = (
 _LAG_BUCKETS_S: Final = (
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21_600.0, 86_400.0,
 )
-_BATCH_BUCKETS: Final = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 50_000)
+_BATCH_BUCKETS: Final = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 50_000, 100_000)
 
 
 class EventStatus(StrEnum):
@@ -153,3 +156,38 @@ class AggregatorTelemetry:
         for topic, partition in [s for s in self._lag_series if s[1] in revoked]:
             self.consumer_lag.remove(topic, str(partition))
             self._lag_series.discard((topic, partition))
+
+
+class PipelineCounters:
+    """The pipeline's own running totals (`PipelineStats`), read at scrape time: the
+    events no batch result carries (a failed write, a take-over) are counted there."""
+
+    def __init__(self, stats: PipelineStats) -> None:
+        self._stats = stats
+
+    def describe(self) -> list[Metric]:
+        return []  # collected fresh each scrape; nothing to check names against up front
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats
+        yield CounterMetricFamily(
+            "chimera_aggregator_store_failures",
+            "Batch transactions that failed (PostgreSQL away, a timeout); their partitions are "
+            "rebuilt from the database and the records read again", value=s.store_failures)
+        yield CounterMetricFamily(
+            "chimera_aggregator_stale_partitions",
+            "Partitions found moved on by another group member at write time (nothing written)",
+            value=s.stale_partitions)
+        takeovers = CounterMetricFamily(
+            "chimera_aggregator_partition_takeovers",
+            "Partitions taken over: rebuilt from the database, or kept (nobody moved them meanwhile)",
+            labels=["how"])
+        takeovers.add_metric(["rebuilt"], s.takeovers)
+        takeovers.add_metric(["kept"], s.reuses)
+        yield takeovers
+        yield CounterMetricFamily(
+            "chimera_aggregator_dedup_ids_replayed",
+            "Journaled event ids replayed into deduplicators at take-overs", value=s.replayed)
+        yield CounterMetricFamily(
+            "chimera_aggregator_output_failures",
+            "Outputs (snapshots, exporter, roll-ups) that raised on a batch", value=s.output_failures)

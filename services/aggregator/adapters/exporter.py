@@ -63,7 +63,8 @@ from services.aggregator.domain.export_figures import (
 from services.aggregator.domain.export_selection import PoolUptime, select_miners
 from services.aggregator.domain.model import PoolAggregate
 from services.aggregator.domain.windows import DEFAULT_MULTIPLIER, WINDOWS, hashrate_hs, shares_per_second
-from services.aggregator.telemetry import AggregatorTelemetry
+from services.aggregator.results import PipelineStats
+from services.aggregator.telemetry import AggregatorTelemetry, PipelineCounters
 from shared.db.errors import DATABASE_ERRORS
 
 __all__ = ["MetricsExporter"]
@@ -198,6 +199,10 @@ class MetricsExporter:
         return generate_latest(self.registry)
 
     # --- bookkeeping -----------------------------------------------------------------------
+
+    def observe_pipeline(self, stats: PipelineStats) -> None:
+        """Export the pipeline's own totals (failed writes, take-overs) on this registry."""
+        self.registry.register(PipelineCounters(stats))
 
     def on_batch(self, batch: BatchOutcome) -> None:
         self.models.update(batch)

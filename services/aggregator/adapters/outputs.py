@@ -191,6 +191,13 @@ class OutputSet:
             except Exception:
                 log.exception("stopping output %s failed", type(output).__name__)
 
+    def observe_pipeline(self, stats: Any) -> None:
+        """Hand the pipeline's running totals to the outputs that export them."""
+        for output in self.outputs:
+            observe = getattr(output, "observe_pipeline", None)
+            if observe is not None:
+                observe(stats)
+
     def on_batch(self, batch: BatchOutcome) -> None:
         for output in self.outputs:
             try:

@@ -8,8 +8,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.aggregator.adapters.exporter import MetricsExporter
-from services.aggregator.adapters.outputs import BatchOutcome, PartitionOutcome
+from services.aggregator.adapters.outputs import (
+    BatchOutcome,
+    OutputSet,
+    PartitionOutcome,
+)
 from services.aggregator.domain.model import PoolAggregate
+from services.aggregator.results import PipelineStats
 from shared.kafka.topics import Topic
 
 from .samples import MIN, T0_MS, block, block_hash, share
@@ -108,3 +113,16 @@ async def test_service_metrics_from_batches() -> None:
     assert ({}, 501.0) in metrics["chimera_aggregator_batch_records_sum"]
     # partition 1 was revoked: its lag series is gone
     assert metrics["chimera_aggregator_consumer_lag_records"] == [({"topic": "pool.shares", "partition": "0"}, 12.0)]
+
+
+async def test_the_pipelines_own_totals_are_exported_through_the_output_set() -> None:
+    stats = PipelineStats(store_failures=2, stale_partitions=1, takeovers=3, reuses=4, replayed=500)
+    exp = exporter()
+    OutputSet([exp]).observe_pipeline(stats)  # what bootstrap does for every output
+    stats.store_failures += 1  # read at scrape time: the current totals
+    got = samples(exp.render())
+    assert got["chimera_aggregator_store_failures_total"] == [({}, 3.0)]
+    assert got["chimera_aggregator_stale_partitions_total"] == [({}, 1.0)]
+    assert sorted(got["chimera_aggregator_partition_takeovers_total"], key=lambda s: s[0]["how"]) == [
+        ({"how": "kept"}, 4.0), ({"how": "rebuilt"}, 3.0)]
+    assert got["chimera_aggregator_dedup_ids_replayed_total"] == [({}, 500.0)]
