@@ -20,8 +20,9 @@ from typing import Final
 
 from shared.events import BlockEvent
 
-from .adapters.restore import BlockRow, RestoreData
+from .adapters.restore import RestoreData
 from .config import AggregatorSettings
+from .domain.blocks import BlockRecord
 from .domain.dedup import EventIds, IdJournal, stable_hash64
 from .domain.liveness import Liveness
 from .domain.model import PoolAggregate
@@ -41,7 +42,7 @@ def new_model(settings: AggregatorSettings) -> PoolAggregate:
     )
 
 
-def _block_event(row: BlockRow, status: str, ts_ms: int) -> BlockEvent:
+def _block_event(row: BlockRecord, status: str, ts_ms: int) -> BlockEvent:
     data = {
         "event_id": "restored", "type": "block", "ts": ts_ms, "pool": row.pool, "node": "restored",
         "miner": row.miner, "worker": row.worker, "height": row.height, "hash": row.hash,
@@ -66,9 +67,9 @@ def rebuild_model(
     model.watermark_ms = watermark_ms
     ledger = model.ledger
     for row in data.blocks:  # oldest first, as they were found
-        ledger.observe(_block_event(row, "candidate", row.found_ms))
+        ledger.observe(_block_event(row, "candidate", row.found_at_ms))
         if row.status != "candidate":
-            ledger.observe(_block_event(row, row.status, max(row.status_ms, row.found_ms)))
+            ledger.observe(_block_event(row, row.status, max(row.status_ts_ms, row.found_at_ms)))
     # Chronological: liveness rate buckets roll forward as the rows go by.
     model.restore_minutes(dict(sorted(data.minutes.items(), key=lambda kv: kv[0][3])))
     liveness = model.liveness

@@ -20,11 +20,12 @@ from typing import Final
 
 import asyncpg
 
+from ..domain.blocks import BlockRecord
 from ..domain.minutes import MINUTE_MS, MinuteStats, WorkerMinuteKey, difficulty_units
 from ..errors import db_connection
 from ..rows import WorkerStatusRow
 
-__all__ = ["BlockRow", "RestoreData", "load_restore"]
+__all__ = ["RestoreData", "load_restore"]
 
 _MS: Final = "(extract(epoch FROM {}) * 1000)::bigint"
 
@@ -51,31 +52,17 @@ GROUP BY 1, 2, 3, 4
 
 _BLOCKS: Final = f"""
 SELECT pool, hash, height, miner, worker, network_difficulty, reward::float8 AS reward, status,
-       {_MS.format("found_at")} AS found_ms, {_MS.format("coalesce(status_at, found_at)")} AS status_ms
+       {_MS.format("coalesce(status_at, found_at)")} AS status_ts_ms, {_MS.format("found_at")} AS found_at_ms
 FROM blocks WHERE source_partition = $1
 ORDER BY found_at DESC, hash DESC LIMIT $2
 """
-
-
-@dataclass(frozen=True, slots=True)
-class BlockRow:
-    pool: str
-    hash: str
-    height: int
-    miner: str
-    worker: str
-    network_difficulty: float
-    reward: float | None
-    status: str
-    found_ms: int
-    status_ms: int
 
 
 @dataclass(slots=True)
 class RestoreData:
     workers: list[WorkerStatusRow] = field(default_factory=list)
     minutes: dict[WorkerMinuteKey, MinuteStats] = field(default_factory=dict)
-    blocks: list[BlockRow] = field(default_factory=list)  # oldest first
+    blocks: list[BlockRecord] = field(default_factory=list)  # oldest first, as stored
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -119,5 +106,5 @@ async def load_restore(
                 )
         if max_blocks > 0:
             rows = await conn.fetch(_BLOCKS, partition, max_blocks)
-            out.blocks = [BlockRow(**dict(r)) for r in reversed(rows)]
+            out.blocks = [BlockRecord(**dict(r)) for r in reversed(rows)]
     return out

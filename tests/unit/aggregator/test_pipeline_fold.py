@@ -91,11 +91,13 @@ def test_restore_minutes_feeds_windows_and_liveness_not_dedup() -> None:
 
 
 def test_a_rebuilt_ledger_knows_its_blocks_and_a_later_status_counts_nothing_again() -> None:
-    from services.aggregator.adapters.restore import BlockRow, RestoreData
+    from services.aggregator.adapters.restore import RestoreData
+    from services.aggregator.domain.blocks import BlockRecord
     from services.aggregator.rows import WorkerStatusRow
     from services.aggregator.takeover import rebuild_model
 
-    row = BlockRow("main", block_hash(7), 7, "m1", "w1", 50.0, None, "confirmed", T0_MS + 1_000, T0_MS + 5 * MIN)
+    row = BlockRecord("main", block_hash(7), 7, "m1", "w1", 50.0, None, "confirmed",
+                      status_ts_ms=T0_MS + 5 * MIN, found_at_ms=T0_MS + 1_000)
     gone = WorkerStatusRow("main", "m1", "w2", None, T0_MS, False, T0_MS - MIN, {"n1": (T0_MS, False)}, 0)
     data = RestoreData(workers=[gone], blocks=[row])
     model = rebuild_model(SETTINGS, data, watermark_ms=T0_MS + 10 * MIN)
