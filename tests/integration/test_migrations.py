@@ -74,7 +74,8 @@ INDEXES = {
     "blocks_hash_key",
     "api_keys_key_hash_key",
 }
-FUNCTIONS = {"chimera_ensure_partitions", "chimera_drop_partitions_before", "chimera_ensure_month_partitions"}
+FUNCTIONS = {"chimera_ensure_partitions", "chimera_drop_partitions_before", "chimera_ensure_month_partitions",
+             "chimera_ensure_range_partitions"}
 
 
 def copy_migrations(tmp_path: Path) -> Path:
