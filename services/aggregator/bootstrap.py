@@ -40,6 +40,7 @@ class Aggregator:
     producer: EventProducer
     store: AggregatorStore
     pipeline: Pipeline
+    outputs: Sequence[Output] = ()  # what the pipeline hands each durable batch (owned by it)
     _started: list[object] = field(default_factory=list)
     _closed: bool = False
 
@@ -108,7 +109,7 @@ async def bootstrap(
             observe = getattr(output, "observe_pipeline", None)
             if observe is not None:
                 observe(pipeline.stats)
-        return Aggregator(settings, pool, producer, store, pipeline)
+        return Aggregator(settings, pool, producer, store, pipeline, made)
     except BaseException:
         await pool.close()
         raise

@@ -11,6 +11,10 @@ worker. Each key here owns ONE `array('d')` of 273 doubles (2,184 bytes):
 each slot holding (accepted count, submitted count, accepted difficulty).
 Counts are kept as doubles: exact up to 2**53.
 
+The 24h sums kept run over whole hours (from the first hour boundary inside the
+window) plus the current hour's minutes; the window's leading partial hour is
+added pro rata from its hour slot when totals are read (windows.py says why).
+
 Window sums move incrementally: when time passes a minute boundary, the
 completed minute enters every window and the minute falling out of each window
 leaves (about 30 float operations per key per minute); a late delta for an
@@ -91,6 +95,18 @@ def _spans(as_of_ms: int) -> tuple[int, ...]:
         start, end = window_range(name, as_of_ms)
         out.append(end - start)
     return tuple(out)
+
+
+def _leading_hour(d: array[float], head: int, m: int) -> tuple[float, float, float]:
+    """The 24h window's leading partial hour as of minute m, pro rata from its hour slot."""
+    start = m - _DAY_M
+    inside = -start % 60  # minutes of that hour inside the window; 0 when start is on the hour
+    hour = start // 60
+    if not inside or not head // 60 - 24 <= hour <= head // 60:  # aligned, or not in the ring
+        return 0.0, 0.0, 0.0
+    o = _HBASE + (hour % _HS) * _F
+    f = inside / 60
+    return d[o] * f, d[o + 1] * f, d[o + 2] * f
 
 
 class _Series:
@@ -174,11 +190,12 @@ class WindowAccumulator(Generic[K]):
             _advance(s, m)
         d = s.data
         b = _SBASE
+        a, n, x = _leading_hour(d, s.head, s.as_of)
         return WindowTotals(
             s.as_of * MINUTE_MS,
-            (d[b], d[b + 3], d[b + 6], d[b + 9], d[b + 12]),
-            (d[b + 1], d[b + 4], d[b + 7], d[b + 10], d[b + 13]),
-            (d[b + 2], d[b + 5], d[b + 8], d[b + 11], d[b + 14]),
+            (d[b], d[b + 3], d[b + 6], d[b + 9], d[b + 12] + a),
+            (d[b + 1], d[b + 4], d[b + 7], d[b + 10], d[b + 13] + n),
+            (d[b + 2], d[b + 5], d[b + 8], d[b + 11], d[b + 14] + x),
             _spans(s.as_of * MINUTE_MS),
         )
 
@@ -189,6 +206,8 @@ class WindowAccumulator(Generic[K]):
             return WindowTotals.empty(as_of_ms)
         m = max(as_of_ms // MINUTE_MS, s.as_of)
         sums = _recompute_sums(s, m)
+        for i, part in enumerate(_leading_hour(s.data, s.head, m)):
+            sums[12 + i] += part
         return WindowTotals(
             m * MINUTE_MS,
             tuple(sums[w * 3] for w in range(5)),

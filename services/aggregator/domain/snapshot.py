@@ -57,13 +57,13 @@ def build_snapshot(
     eff: dict[str, float | None] = {}
     for i, name in enumerate(WINDOWS):
         span = totals.span_ms[i]
-        n = int(totals.accepted[i])
+        n = round(totals.accepted[i])  # whole: the 24h window's pro-rata hour may leave a fraction
         rate = hashrate_hs(totals.difficulty[i], span, multiplier)
         per_share = None if mean is None else hashrate_hs(mean, span, multiplier)
         lower[name], upper[name] = hashrate_interval(rate, n, per_share)
         hashrate[name] = rate
         shares[name] = n
-        submitted[name] = int(totals.submitted[i])
+        submitted[name] = round(totals.submitted[i])
         sps[name] = shares_per_second(totals.submitted[i], span)
         eff[name] = efficiency(totals.accepted[i], totals.submitted[i])
     out: dict[str, Any] = {

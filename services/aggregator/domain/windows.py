@@ -8,11 +8,14 @@ barely any shares yet but the divisor is still 60 s) and fire false
 "hashrate dropped" alerts; scaling the partial minute up instead would make
 the figure noisy for seconds after each minute start.
 
-The 24h window is the exception, for memory: it is kept as hourly sums plus
-the minutes of the current hour (see accumulator.py), so its start is rounded
-UP to an hour boundary: it covers [ceil_hour(m - 24h), m), between 23h01 and
-24h00 of complete minutes, never reaching older than the 24h lateness limit.
-Every figure divides by the window's actual span, so it stays an unbiased rate.
+Every window divides by its nominal span W (contract section 2: "over a
+window of W seconds"). The 24h window is kept, for memory, as hourly sums plus
+the minutes of the current hour (see accumulator.py), so the minutes of its
+leading partial hour are not known one by one: that hour counts at the
+fraction of it the window covers, its shares taken as evenly spread over the
+hour (as `chimera_pool_work` does for rounds). `minute_weight` is that rule,
+minute by minute. A pool or worker younger than a day is then exactly the
+contract's figure; otherwise the error is that one hour's unevenness.
 """
 
 from __future__ import annotations
@@ -31,14 +34,15 @@ __all__ = [
     "efficiency",
     "hashrate_hs",
     "shares_per_second",
+    "minute_weight",
     "window_range",
     "window_span_ms",
 ]
 
 HOUR_MS: Final = 60 * MINUTE_MS
 WINDOWS: Final[tuple[str, ...]] = tuple(WINDOWS_MS)
-# Windows longer than an hour start on an hour boundary (hourly roll-ups).
-_HOUR_ALIGNED: Final = frozenset(name for name, ms in WINDOWS_MS.items() if ms > HOUR_MS)
+# Windows longer than an hour are kept as hourly sums (their leading partial hour pro rata).
+_KEPT_AS_HOURS: Final = frozenset(name for name, ms in WINDOWS_MS.items() if ms > HOUR_MS)
 
 
 def _ceil_hour(ts_ms: int) -> int:
@@ -46,12 +50,24 @@ def _ceil_hour(ts_ms: int) -> int:
 
 
 def window_range(window: str, as_of_ms: int) -> tuple[int, int]:
-    """[start_ms, end_ms) of the minutes a window covers as of `as_of_ms`."""
+    """[start_ms, end_ms) of the complete minutes a window covers as of `as_of_ms`."""
     end = minute_start(as_of_ms)
-    start = end - WINDOWS_MS[window]
-    if window in _HOUR_ALIGNED:
-        start = _ceil_hour(start)
-    return start, end
+    return end - WINDOWS_MS[window], end
+
+
+def minute_weight(window: str, as_of_ms: int, minute_ms: int) -> float:
+    """The share of a complete minute's figures a window counts: 1 inside, 0 outside, and
+    for the 24h window's leading partial hour, the fraction of that hour inside the window
+    (for each of its minutes, before the window's start included: see the module docstring)."""
+    start, end = window_range(window, as_of_ms)
+    if minute_ms >= end:
+        return 0.0
+    if minute_ms >= start and (window not in _KEPT_AS_HOURS or minute_ms >= _ceil_hour(start)):
+        return 1.0
+    whole_hours_from = _ceil_hour(start)
+    if window in _KEPT_AS_HOURS and whole_hours_from - HOUR_MS <= minute_ms < whole_hours_from:
+        return (whole_hours_from - start) / HOUR_MS
+    return 0.0
 
 
 def window_span_ms(window: str, as_of_ms: int) -> int:

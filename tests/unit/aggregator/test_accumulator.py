@@ -8,7 +8,7 @@ from collections import defaultdict
 import pytest
 
 from services.aggregator.domain.accumulator import SERIES_BYTES, WindowAccumulator
-from services.aggregator.domain.windows import WINDOWS, window_range
+from services.aggregator.domain.windows import WINDOWS, minute_weight
 
 from .samples import HOUR, MIN, T0_MS
 
@@ -20,11 +20,15 @@ Minutes = dict[int, list[float]]  # minute_start_ms -> [accepted, submitted, dif
 def reference(minutes: Minutes, as_of_ms: int) -> list[tuple[float, float, float]]:
     out = []
     for name in WINDOWS:
-        start, end = window_range(name, as_of_ms)
-        rows = [v for t, v in minutes.items() if start <= t < end]
-        a, n, x = (sum((r[i] for r in rows), 0.0) for i in range(3))
+        weighted = [(minute_weight(name, as_of_ms, t), v) for t, v in minutes.items()]
+        a, n, x = (sum((w * r[i] for w, r in weighted), 0.0) for i in range(3))
         out.append((a, n, x))
     return out
+
+
+def close(got: list[tuple[float, float, float]], want: list[tuple[float, float, float]]) -> bool:
+    # Integer-valued sums are exact; the 24h window's pro-rata hour is a float product.
+    return all(g == pytest.approx(w, rel=1e-12, abs=1e-9) for g, w in zip(got, want, strict=True))
 
 
 def observed(acc: WindowAccumulator, key: str, as_of_ms: int) -> list[tuple[float, float, float]]:
@@ -45,12 +49,16 @@ def test_one_minute_moves_through_the_windows() -> None:
         60: {"1h", "24h"},
         61: {"24h"},
         24 * 60: {"24h"},  # T0 + 24h: window [T0, T0+24h) still holds it
-        24 * 60 + 1: set(),  # start rounds up to T0 + 1h
+        24 * 60 + 1: {"24h"},  # its hour now counts pro rata: 59/60
+        24 * 60 + 59: {"24h"},  # 1/60
+        24 * 60 + 60: set(),
     }
     for minutes_after, names in expect_in.items():
-        got = observed(acc, "w", T0_MS + minutes_after * MIN)
+        as_of = T0_MS + minutes_after * MIN
+        got = observed(acc, "w", as_of)
         for i, name in enumerate(WINDOWS):
-            assert got[i] == ((3, 4, 30.0) if name in names else (0, 0, 0)), (minutes_after, name)
+            w = minute_weight(name, as_of, T0_MS) if name in names else 0.0
+            assert got[i] == pytest.approx((3 * w, 4 * w, 30.0 * w), rel=1e-12), (minutes_after, name)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -74,11 +82,11 @@ def test_random_stream_matches_reference(seed: int) -> None:
             row[i] += delta[i]
         if rng.random() < 0.4:
             q = rng.choice("abc")
-            assert observed(acc, q, now) == reference(minutes[q], now)
+            assert close(observed(acc, q, now), reference(minutes[q], now))
     for q in "abc":
-        assert observed(acc, q, now) == reference(minutes[q], now)
+        assert close(observed(acc, q, now), reference(minutes[q], now))
         t = acc.recomputed(q, now)
-        assert list(zip(t.accepted, t.submitted, t.difficulty)) == observed(acc, q, now)
+        assert close(list(zip(t.accepted, t.submitted, t.difficulty)), observed(acc, q, now))
 
 
 def test_late_minute_changes_exactly_the_windows_covering_it() -> None:
@@ -118,7 +126,7 @@ def test_unknown_key_is_all_zero_and_spans_are_right() -> None:
     t = acc.totals("nobody", T0_MS + 30 * MIN + 5)
     assert t.as_of_ms == T0_MS + 30 * MIN
     assert t.accepted == (0.0,) * 5
-    assert t.span_ms == (MIN, 5 * MIN, 15 * MIN, HOUR, 23 * HOUR + 30 * MIN)
+    assert t.span_ms == (MIN, 5 * MIN, 15 * MIN, HOUR, 24 * HOUR)
 
 
 def test_totals_add_up_for_a_miner() -> None:

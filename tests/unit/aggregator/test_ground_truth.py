@@ -18,7 +18,7 @@ import pytest
 from services.aggregator.domain.minutes import MinuteStats
 from services.aggregator.domain.model import PoolAggregate
 from services.aggregator.domain.table import MinuteTable
-from services.aggregator.domain.windows import WINDOWS, window_range
+from services.aggregator.domain.windows import WINDOWS, minute_weight, window_range
 from shared.events import ShareEvent
 
 from .samples import HOUR, MIN, T0_MS, block, block_hash, miner_event, share
@@ -136,12 +136,13 @@ def test_model_equals_plain_recount(seed: int) -> None:
         mine = [e for e in counted if (e.pool, e.miner, e.worker) == (pool, miner, worker)]
         for name in WINDOWS:
             start, end = window_range(name, as_of)
-            inside = [e for e in mine if start <= e.ts_ms - e.ts_ms % MIN < end]
-            acc = [e.difficulty for e in inside if e.status == "accepted"]
-            want = math.fsum(acc) * 2**32 / ((end - start) / 1000)
+            weighted = [(minute_weight(name, as_of, e.ts_ms - e.ts_ms % MIN), e) for e in mine]
+            inside = [(w, e) for w, e in weighted if w]
+            accepted = [(w, e) for w, e in inside if e.status == "accepted"]
+            want = math.fsum(w * e.difficulty for w, e in accepted) * 2**32 / ((end - start) / 1000)
             assert snap["hashrate"][name] == pytest.approx(want, rel=1e-12, abs=1e-9), name
-            assert snap["shares"][name] == len(acc)
-            assert snap["submitted"][name] == len(inside)
+            assert snap["shares"][name] == round(math.fsum(w for w, _ in accepted))
+            assert snap["submitted"][name] == round(math.fsum(w for w, _ in inside))
         assert snap["last_share_at_ms"] == max(e.ts_ms for e in mine)
     alice = model.miner_snapshot("main", "alice", as_of)
     rigs = [w["hashrate"]["24h"] for w in alice["workers"]]

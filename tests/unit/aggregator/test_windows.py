@@ -10,6 +10,7 @@ from services.aggregator.domain.windows import (
     efficiency,
     hashrate_hs,
     shares_per_second,
+    minute_weight,
     window_range,
     window_span_ms,
 )
@@ -45,14 +46,13 @@ def test_windows_constant() -> None:
         ("1m", 59_999, (-MIN, 0)),
         ("5m", 60_000, (-4 * MIN, MIN)),
         ("1m", -1, (-2 * MIN, -MIN)),
-        # 24h: start rounded up to the hour, so 23h01 .. 24h00 of complete minutes
+        # 24h: exactly 1,440 complete minutes (its leading partial hour: minute_weight)
         ("24h", T, (T - 24 * HOUR, T)),
-        ("24h", T - 1, (T - 24 * HOUR, T - MIN)),  # 23h59
-        ("24h", T + MIN, (T - 23 * HOUR, T + MIN)),
-        ("24h", T + 59 * MIN + 59_999, (T - 23 * HOUR, T + 59 * MIN)),
-        ("24h", T + HOUR, (T - 23 * HOUR, T + HOUR)),
+        ("24h", T - 1, (T - 24 * HOUR - MIN, T - MIN)),
+        ("24h", T + MIN, (T - 24 * HOUR + MIN, T + MIN)),
+        ("24h", T + 59 * MIN + 59_999, (T - 23 * HOUR - MIN, T + 59 * MIN)),
         ("24h", 0, (-24 * HOUR, 0)),
-        ("24h", 30 * MIN, (-23 * HOUR, 30 * MIN)),
+        ("24h", 30 * MIN, (-24 * HOUR + 30 * MIN, 30 * MIN)),
     ],
 )
 def test_window_range(window: str, as_of_ms: int, expected: tuple[int, int]) -> None:
@@ -60,11 +60,45 @@ def test_window_range(window: str, as_of_ms: int, expected: tuple[int, int]) -> 
 
 
 @pytest.mark.parametrize("offset_ms", [0, 1, MIN, 30 * MIN + 7, HOUR - 1, 5 * HOUR + 17 * MIN])
-def test_24h_span_bounds(offset_ms: int) -> None:
-    span = window_span_ms("24h", T + offset_ms)
-    assert 23 * HOUR < span <= 24 * HOUR
-    start, end = window_range("24h", T + offset_ms)
-    assert start % HOUR == 0 and end % MIN == 0
+def test_every_window_spans_exactly_its_length(offset_ms: int) -> None:
+    for name, length in WINDOWS_MS.items():
+        assert window_span_ms(name, T + offset_ms) == length
+
+
+@pytest.mark.parametrize(
+    ("window", "as_of_ms", "minute_ms", "weight"),
+    [
+        # windows kept as minutes: in or out
+        ("1h", T, T - HOUR, 1.0),
+        ("1h", T, T - HOUR - MIN, 0.0),
+        ("1h", T, T - MIN, 1.0),
+        ("1h", T, T, 0.0),  # the current minute is not complete
+        # 24h on the hour: whole hours only
+        ("24h", T, T - 24 * HOUR, 1.0),
+        ("24h", T, T - 24 * HOUR - MIN, 0.0),
+        # 24h at T + 20 min: minutes from T - 23h40 count whole; the hour before them
+        # (T - 24h .. T - 23h) counts at 40/60 for each of its minutes, inside or not
+        ("24h", T + 20 * MIN, T - 23 * HOUR, 1.0),
+        ("24h", T + 20 * MIN, T - 23 * HOUR - MIN, 40 / 60),
+        ("24h", T + 20 * MIN, T - 24 * HOUR + 20 * MIN, 40 / 60),
+        ("24h", T + 20 * MIN, T - 24 * HOUR, 40 / 60),
+        ("24h", T + 20 * MIN, T - 24 * HOUR - MIN, 0.0),
+        ("24h", T + 20 * MIN, T + 20 * MIN, 0.0),
+    ],
+)
+def test_minute_weight(window: str, as_of_ms: int, minute_ms: int, weight: float) -> None:
+    assert minute_weight(window, as_of_ms, minute_ms) == pytest.approx(weight, rel=1e-15)
+
+
+def test_the_leading_hours_weights_add_up_to_the_minutes_inside() -> None:
+    # Evenly spread shares: the pro-rata hour counts exactly what lies inside the window.
+    for offset in range(0, HOUR, MIN):
+        as_of = T + offset
+        start, _ = window_range("24h", as_of)
+        hour = T - 24 * HOUR
+        weights = sum(minute_weight("24h", as_of, hour + i * MIN) for i in range(60))
+        inside = sum(1 for i in range(60) if hour + i * MIN >= start)
+        assert weights == pytest.approx(inside, abs=1e-9), offset
 
 
 @pytest.mark.parametrize(
@@ -75,7 +109,6 @@ def test_24h_span_bounds(offset_ms: int) -> None:
         (0.0, 60_000, 2.0**32, 0.0),
         (1.5, 60_000, 2.0**16, 1.5 * 65536 / 60),  # a scrypt-like multiplier
         (86_400.0, 86_400_000, 2.0**32, 2.0**32),
-        (1000.0, 23 * HOUR + MIN, 1.0, 1000.0 / 82_860),  # a 24h window at 23h01
     ],
 )
 def test_hashrate(difficulty: float, span_ms: int, multiplier: float, expected: float) -> None:
