@@ -11,9 +11,10 @@ neither lose nor double count a record. The deduplicators' journals of the
 batch go into the same transaction (id_journal.py), so the ids a new owner
 replays always match the stored offsets.
 
-One statement means one round trip: the pipeline folds the next batch while
-PostgreSQL works on this one. Rows travel as column arrays sorted by key (same
-lock order for every writer).
+One statement for the figures and offsets (two more for the journals), one
+transaction: the pipeline folds the next batch while PostgreSQL works on this
+one. Rows travel as column arrays sorted by key (same lock order for every
+writer).
 """
 
 from __future__ import annotations
