@@ -29,15 +29,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 from prometheus_client import CollectorRegistry
+
+from services.aggregator.config import AggregatorSettings
 from services.aggregator.domain.export_figures import common_as_of_ms, liveness_time_ms
 from services.aggregator.domain.minutes import WorkerKey
-from services.aggregator.domain.model import BlockBatchResult, PoolAggregate, ShareBatchResult
-from services.aggregator.config import AggregatorSettings
+from services.aggregator.domain.model import (
+    BlockBatchResult,
+    PoolAggregate,
+    ShareBatchResult,
+)
 from shared.kafka.topics import Topic
 
 __all__ = [
@@ -217,8 +221,8 @@ def build_outputs(
 
     `readiness`: an optional `async () -> str | None` for /readyz (None = ready,
     else why not); by default /readyz checks that PostgreSQL answers."""
-    from services.aggregator.adapters.block_figures import load_block_figures
     from services.aggregator.adapters.exporter import MetricsExporter
+    from services.aggregator.adapters.pool_figures import load_pool_figures
     from services.aggregator.adapters.rollups import RollupJob
     from services.aggregator.adapters.snapshots import SnapshotPublisher
     from services.aggregator.telemetry import AggregatorTelemetry
@@ -227,9 +231,11 @@ def build_outputs(
     telemetry = AggregatorTelemetry(registry)
     exporter = MetricsExporter.from_settings(settings, db_pool, registry=registry, telemetry=telemetry,
                                              readiness=readiness)
-    snapshots = SnapshotPublisher.from_settings(
-        settings, telemetry=telemetry,
-        block_figures=partial(load_block_figures, db_pool, timeout_s=settings.aggregator_db_timeout_s),
-    )
+    async def pool_figures(as_of_ms: int, live_at_ms: int) -> dict[str, dict[str, Any]]:
+        return await load_pool_figures(db_pool, as_of_ms=as_of_ms, live_at_ms=live_at_ms,
+                                       multiplier=settings.hashrate_multiplier,
+                                       timeout_s=settings.aggregator_db_timeout_s)
+
+    snapshots = SnapshotPublisher.from_settings(settings, telemetry=telemetry, pool_figures=pool_figures)
     rollups = RollupJob.from_settings(settings, db_pool, telemetry=telemetry)
     return OutputSet([exporter, rollups, snapshots])

@@ -41,7 +41,6 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from services.aggregator.adapters.block_figures import PoolBlockFigures
 from services.aggregator.adapters.outputs import BatchOutcome, ModelSet
 from services.aggregator.adapters.periodic import PeriodicTask
 from services.aggregator.config import AggregatorSettings
@@ -66,6 +65,8 @@ __all__ = ["SnapshotPublisher", "TickReport", "entity_key", "snapshot_value"]
 log = logging.getLogger(__name__)
 
 Entity = Literal["pool", "miner", "worker"]
+# (as_of_ms, live_at_ms) -> pool -> figures: see pool_figures.py
+PoolFiguresLoader = Callable[[int, int], Awaitable[Mapping[str, dict[str, Any]]]]
 _CHUNK: Final = 500  # entities computed between yields to the event loop
 
 
@@ -118,15 +119,12 @@ class SnapshotPublisher:
         telemetry: AggregatorTelemetry | None = None,
         producer: EventProducer | None = None,
         clock_ms: Callable[[], int] = _now_ms,
-        block_figures: Callable[[], Awaitable[Mapping[str, PoolBlockFigures]]] | None = None,
-        block_figures_interval_s: float = 30.0,
+        pool_figures: PoolFiguresLoader | None = None,
     ) -> None:
         self.topic = topic_name(settings, Topic.SNAPSHOTS)
-        # Effort and luck of pools that span partitions come from the database (block_figures.py).
-        self._load_block_figures = block_figures
-        self._block_figures_interval_s = block_figures_interval_s
-        self._block_figures: Mapping[str, PoolBlockFigures] = {}
-        self._block_figures_at: float | None = None
+        # Pool records from the database, which sums every member's partitions
+        # (pool_figures.py); without a loader, from this process's models.
+        self._load_pool_figures = pool_figures
         self.interval_s = interval_s
         self.max_records_per_tick = max_records_per_tick
         self.full_sweep_ticks = full_sweep_ticks
@@ -260,8 +258,7 @@ class SnapshotPublisher:
                 self._urgent[key] = partition
         self._absorb()
 
-        await self._refresh_block_figures()
-        records = self._pool_records(now_ms, as_of_ms, live_at, report)
+        records = await self._pool_records(now_ms, as_of_ms, live_at, report)
         taken = self._take()
         miners: dict[MinerKey, int] = {}
         for i, (key, partition) in enumerate(taken):
@@ -298,29 +295,24 @@ class SnapshotPublisher:
             self._telemetry.snapshot_tick_s.observe(time.perf_counter() - started)
         return report
 
-    async def _refresh_block_figures(self) -> None:
-        loaded_at, now = self._block_figures_at, time.monotonic()
-        if self._load_block_figures is None or (
-                loaded_at is not None and now - loaded_at < self._block_figures_interval_s):
-            return
-        self._block_figures_at = now
-        try:
-            self._block_figures = await self._load_block_figures()
-        except StoreError as exc:  # keep the last figures; the next interval retries
-            log.warning("pool effort and luck not refreshed: %s", exc)
-
-    def _pool_records(
+    async def _pool_records(
         self, now_ms: int, as_of_ms: int, live_at: dict[int, int], report: TickReport
     ) -> list[OutgoingRecord]:
-        models = [m for _, m in self.models.items()]
-        activity = pool_activity((m, live_at.get(p, now_ms)) for p, m in self.models.items())
+        if self._load_pool_figures is not None:
+            try:
+                # Liveness as of the laggiest partition here: a lagging member must not
+                # report workers offline that it has simply not caught up with.
+                by_pool = await self._load_pool_figures(as_of_ms, min(live_at.values(), default=now_ms))
+            except StoreError as exc:  # no pool records rather than a part of a pool
+                log.warning("pool snapshot records skipped this tick: %s", exc)
+                by_pool = {}
+        else:
+            models = [m for _, m in self.models.items()]
+            activity = pool_activity((m, live_at.get(p, now_ms)) for p, m in self.models.items())
+            by_pool = {pool: pool_figures(pool, models, as_of_ms, activity) for pool in pools_of(models)}
         out = []
-        for pool in sorted(pools_of(models)):
-            stored = self._block_figures.get(pool)
-            figures = pool_figures(pool, models, as_of_ms, activity,
-                                   stored_effort=stored.round_effort if stored else None,
-                                   stored_luck=stored.luck if stored else None)
-            out.append(self._record("pool", pool, now_ms, figures))
+        for pool in sorted(by_pool):
+            out.append(self._record("pool", pool, now_ms, by_pool[pool]))
             report.records["pool"] += 1
         return out
 

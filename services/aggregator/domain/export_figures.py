@@ -129,21 +129,15 @@ def pool_activity(models: Iterable[tuple[PoolAggregate, int]]) -> PoolActivity:
 
 
 def pool_figures(
-    pool: str,
-    models: Sequence[PoolAggregate],
-    as_of_ms: int,
-    activity: Mapping[str, tuple[int, int]],
-    *,
-    stored_effort: float | None = None,
-    stored_luck: Mapping[str, float | None] | None = None,
+    pool: str, models: Sequence[PoolAggregate], as_of_ms: int, activity: Mapping[str, tuple[int, int]]
 ) -> dict[str, Any]:
     """Figures of one pool summed over the models holding it, plus `active_miners`,
     `active_workers`, `blocks_found`, `round_effort` and `luck` (by last-n blocks).
 
-    Round effort and luck need all of the pool's shares in one ledger: a single
-    model holding the pool gives them; else they are the `stored_*` figures the
-    caller read from the database (which sums every partition), or None (not a
-    wrong number)."""
+    Round effort and luck need all of the pool's shares in one ledger: they are
+    given when a single model holds the pool, else None (not a wrong number).
+    (The snapshot publisher reads pool figures from the database when it can:
+    adapters/pool_figures.py; this is its fallback without one.)"""
     holders = [m for m in models if pool in m.pools or m.ledger.blocks_found(pool)]
     with_shares = [m for m in holders if pool in m.pools]
     multiplier = next((m.multiplier for m in (*holders, *models)), DEFAULT_MULTIPLIER)
@@ -157,8 +151,7 @@ def pool_figures(
             "active_miners": miners,
             "active_workers": workers,
             "blocks_found": sum(m.ledger.blocks_found(pool) for m in holders),
-            "round_effort": single.ledger.current_effort(pool) if single else stored_effort,
-            "luck": {str(n): single.ledger.luck(pool, n).luck if single else (stored_luck or {}).get(str(n))
-                     for n in LUCK_WINDOWS},
+            "round_effort": single.ledger.current_effort(pool) if single else None,
+            "luck": {str(n): single.ledger.luck(pool, n).luck if single else None for n in LUCK_WINDOWS},
         },
     )

@@ -17,7 +17,6 @@ import asyncpg
 
 from services.ingest.domain.stats import (
     STEP_S,
-    WINDOWS_S,
     HistoryRow,
     MinerStats,
     PoolStats,
@@ -30,22 +29,9 @@ from services.ingest.domain.stats import (
     pool_stats,
     window_starts,
 )
+from shared.db.window_sums import WINDOW_NAMES, window_sums_sql
 
-_WINDOWS: Final = list(WINDOWS_S)
-
-
-def _window_sums(first_param: int, upper_bound: str) -> str:
-    """Per window i: difficulty d{i}, counts a{i} r{i} s{i}; window i starts at $(first_param + i)."""
-    exprs = []
-    for i in range(len(_WINDOWS)):
-        cond = f"ts >= ${first_param + i}{upper_bound}"
-        exprs.append(
-            f"coalesce(sum(difficulty_accepted) FILTER (WHERE {cond}), 0)::float8 AS d{i},"
-            f" coalesce(sum(accepted) FILTER (WHERE {cond}), 0)::bigint AS a{i},"
-            f" coalesce(sum(rejected) FILTER (WHERE {cond}), 0)::bigint AS r{i},"
-            f" coalesce(sum(stale) FILTER (WHERE {cond}), 0)::bigint AS s{i}"
-        )
-    return ",\n       ".join(exprs)
+_WINDOWS: Final = list(WINDOW_NAMES)  # the SQL's column order
 
 
 def _totals(row: asyncpg.Record) -> dict[str, WindowTotals]:
@@ -55,7 +41,7 @@ def _totals(row: asyncpg.Record) -> dict[str, WindowTotals]:
 
 # $1 pool, $2 current minute m (exclusive end), $3.. window starts; the WHERE bounds make the FILTERs need no end.
 _POOL_SUMS: Final = f"""
-SELECT {_window_sums(3, "")}
+SELECT {window_sums_sql(3, "")}
 FROM pool_metrics WHERE pool = $1 AND ts >= ${3 + _WINDOWS.index("24h")} AND ts < $2
 """
 
@@ -65,7 +51,7 @@ FROM pool_metrics WHERE pool = $1 AND ts >= ${3 + _WINDOWS.index("24h")} AND ts 
 _WORKER_SUMS: Final = f"""
 WITH sums AS (
 SELECT worker,
-       {_window_sums(4, " AND ts < $3")},
+       {window_sums_sql(4, " AND ts < $3")},
        coalesce(max(best_difficulty) FILTER (WHERE ts < $3), 0)::float8 AS best_difficulty,
        max(last_share_at) AS last_share_at
 FROM miner_metrics WHERE pool = $1 AND miner = $2 AND ts >= ${4 + _WINDOWS.index("24h")}

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from datetime import UTC, datetime
 
 import pytest
 
-from services.aggregator.adapters.block_figures import load_block_figures
+from services.aggregator.adapters.pool_figures import load_pool_figures
 from shared.db import connect
 from shared.db.pool import create_pool
 
@@ -46,7 +47,9 @@ async def _assert_effort_and_luck(settings, truth) -> None:  # type: ignore[no-u
     conn = await connect(settings)
     pool_conn = await create_pool(settings)
     try:
-        stored = await load_block_figures(pool_conn, timeout_s=10.0)  # what spanning snapshots show
+        now_ms = time.time_ns() // 1_000_000
+        stored = await load_pool_figures(pool_conn, as_of_ms=now_ms, live_at_ms=now_ms, multiplier=2.0**32,
+                                         timeout_s=10.0)  # what the pool snapshot records carry
         rows = await conn.fetch("SELECT hash, effort FROM blocks")
         got = {r["hash"]: r["effort"] for r in rows}
         for pool in {b["pool"] for b in truth.blocks.values()}:
@@ -66,12 +69,13 @@ async def _assert_effort_and_luck(settings, truth) -> None:  # type: ignore[no-u
                 blocks, luck = await conn.fetchrow("SELECT * FROM chimera_pool_luck($1, 64)", pool)
                 assert blocks == len(efforts)
                 assert math.isclose(luck, len(efforts) / sum(efforts), rel_tol=1e-9)
-                assert math.isclose(stored[pool].luck["64"], luck, rel_tol=1e-12)
+                assert math.isclose(stored[pool]["luck"]["64"], luck, rel_tol=1e-12)
             last_ms, last_hash = found[-1]
             running_work = sum(row.difficulty * (MIN - max(0, last_ms - minute_ms)) / MIN
                                for (p, minute_ms), row in truth.pools.items()
                                if p == pool and minute_ms + MIN > last_ms)
-            assert math.isclose(stored[pool].round_effort, running_work / truth.blocks[last_hash]["nd"],
+            assert stored[pool]["blocks_found"] == len(found)
+            assert math.isclose(stored[pool]["round_effort"], running_work / truth.blocks[last_hash]["nd"],
                                 rel_tol=1e-9), pool
     finally:
         await pool_conn.close()

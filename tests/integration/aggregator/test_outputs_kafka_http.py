@@ -142,6 +142,10 @@ async def test_build_outputs_starts_and_stops_all_three(
     migrated_pool: asyncpg.Pool, topics: ServiceSettings,
 ) -> None:
     settings = AggregatorSettings(**{**topics.model_dump(), "metrics_port": 0, "snapshot_interval_s": 0.05})
+    # Pool records come from the database (every member's partitions): a minute row to find.
+    await migrated_pool.execute(
+        "INSERT INTO pool_metrics (pool, ts, accepted, difficulty_accepted)"
+        " VALUES ('main', date_trunc('minute', now()) - interval '2 minutes', 5, 5.0)")
     outputs = build_outputs(settings, migrated_pool)
     await outputs.start()
     try:
@@ -159,5 +163,5 @@ async def test_build_outputs_starts_and_stops_all_three(
     finally:
         await outputs.stop()
         await outputs.stop()
-    keys = {r.key for r in await read_topics(topics, (Topic.SNAPSHOTS,))}
-    assert b"pool:main" in keys
+    records = {r.key: orjson.loads(r.value) for r in await read_topics(topics, (Topic.SNAPSHOTS,))}
+    assert records[b"pool:main"]["figures"]["shares"]["5m"] == 5

@@ -91,14 +91,6 @@ def test_pool_effort_only_from_a_single_holder() -> None:
     b = model_of(share(T0_MS, miner="zz"))
     both = pool_figures("main", [a, b], T0_MS + MIN, {})
     assert both["blocks_found"] == 1 and both["round_effort"] is None
-    # Spanning models: the figures the database gives (every partition's work) stand in.
-    stored = pool_figures("main", [a, b], T0_MS + MIN, {}, stored_effort=0.42,
-                          stored_luck={"64": 1.3, "128": 0.9})
-    assert stored["round_effort"] == 0.42
-    assert stored["luck"] == {"64": 1.3, "128": 0.9, "256": None}
-    # ... but never over a single holder's own exact ledger.
-    own = pool_figures("main", [a], T0_MS + MIN, {}, stored_effort=0.42)
-    assert own["round_effort"] == a.ledger.current_effort("main")
 
 
 def test_worker_and_miner_figures() -> None:

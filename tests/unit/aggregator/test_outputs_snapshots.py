@@ -8,7 +8,6 @@ from typing import Any
 import orjson
 import pytest
 
-from services.aggregator.adapters.block_figures import PoolBlockFigures
 from services.aggregator.adapters.outputs import BatchOutcome, PartitionOutcome
 from services.aggregator.adapters.snapshots import SnapshotPublisher, entity_key
 from services.aggregator.domain.model import PoolAggregate
@@ -188,45 +187,42 @@ async def test_revoked_partitions_are_dropped() -> None:
     assert producer.last()[b"pool:main"]["figures"]["shares"]["1m"] == 2  # a's two, b's gone
 
 
-class StoredBlockFigures:
+class StoredPoolFigures:
     """A stand-in for the database read: records each call, fails when told to."""
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.calls: list[tuple[int, int]] = []
         self.fail = False
 
-    async def __call__(self) -> dict[str, PoolBlockFigures]:
-        self.calls += 1
+    async def __call__(self, as_of_ms: int, live_at_ms: int) -> dict[str, dict[str, Any]]:
+        self.calls.append((as_of_ms, live_at_ms))
         if self.fail:
-            raise StoreError("reading block figures failed", retriable=True, operation="read")
-        return {"main": PoolBlockFigures(0.5 + self.calls, {"64": 1.1, "128": 1.2, "256": 1.3})}
+            raise StoreError("reading pool figures failed", retriable=True, operation="read")
+        return {"main": {"hashrate": {"5m": 123.0}, "round_effort": 0.5}, "alt": {"hashrate": {"5m": 1.0}}}
 
 
-async def test_pools_spanning_partitions_get_effort_and_luck_from_the_database() -> None:
-    clock = Clock(T0_MS + MIN)
-    stored = StoredBlockFigures()
-    pub, producer = publisher(clock, block_figures=stored, block_figures_interval_s=3600)
-    a, b = PoolAggregate(), PoolAggregate()
-    feed(pub, a, FARM[:30], partition=0)
-    feed(pub, b, [share(T0_MS + i * 1000, miner="m9") for i in range(10)], partition=1)
-    await pub.tick()
-    figures = producer.last()[b"pool:main"]["figures"]
-    assert (figures["round_effort"], figures["luck"]) == (1.5, {"64": 1.1, "128": 1.2, "256": 1.3})
+async def test_pool_records_come_from_the_database_when_it_answers() -> None:
+    clock = Clock(T0_MS + MIN + 5_000)
+    stored = StoredPoolFigures()
+    pub, producer = publisher(clock, pool_figures=stored)
+    feed(pub, PoolAggregate(), FARM[:30])  # this process's own part of the pool
+    report = await pub.tick()
+    assert report.records["pool"] == 2  # every pool the database knows, not only those held here
+    records = producer.last()
+    assert records[b"pool:main"]["figures"] == {"hashrate": {"5m": 123.0}, "round_effort": 0.5}
+    assert records[b"pool:alt"]["figures"] == {"hashrate": {"5m": 1.0}}
+    as_of, live_at = stored.calls[-1]
+    assert as_of - as_of % MIN == T0_MS + MIN and live_at <= clock.ms
+
+
+async def test_no_pool_records_rather_than_a_part_of_a_pool_while_the_database_is_away() -> None:
+    stored = StoredPoolFigures()
     stored.fail = True
-    await pub.tick()  # not due yet: no second read; the figures stay
-    assert stored.calls == 1 and producer.last()[b"pool:main"]["figures"]["round_effort"] == 1.5
-
-
-async def test_a_failed_block_figures_read_keeps_the_last_ones() -> None:
-    stored = StoredBlockFigures()
-    pub, producer = publisher(Clock(T0_MS + MIN), block_figures=stored, block_figures_interval_s=0)
-    a, b = PoolAggregate(), PoolAggregate()
-    feed(pub, a, FARM[:30], partition=0)
-    feed(pub, b, [share(T0_MS + i * 1000, miner="m9") for i in range(10)], partition=1)
-    await pub.tick()
-    stored.fail = True
-    await pub.tick()
-    assert stored.calls == 2 and producer.last()[b"pool:main"]["figures"]["round_effort"] == 1.5
+    pub, producer = publisher(Clock(T0_MS + MIN), pool_figures=stored)
+    feed(pub, PoolAggregate(), FARM[:30])
+    report = await pub.tick()
+    assert report.records["pool"] == 0 and report.records["worker"] > 0  # workers are whole here
+    assert not any(key.startswith(b"pool:") for key in producer.last())
 
 
 def test_entity_keys() -> None:

@@ -9,8 +9,8 @@ from services.aggregator.domain.windows import (
     WINDOWS_MS,
     efficiency,
     hashrate_hs,
-    shares_per_second,
     minute_weight,
+    shares_per_second,
     window_range,
     window_span_ms,
 )
