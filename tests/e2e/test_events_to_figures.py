@@ -47,6 +47,9 @@ def _events(now_ms: int) -> list[dict[str, Any]]:
     events += [{"event_id": f"{run}-c{k}", "type": "miner", "ts": now_ms - 4 * MIN, "node": "n1",
                 "miner": f"bc1qe2e{k}", "worker": f"rig{w}", "state": "connected"}
                for k in range(3) for w in range(2)]
+    events.append({"event_id": f"{run}-b", "type": "block", "ts": now_ms - 90_000, "node": "n1",
+                   "miner": "bc1qe2e1", "worker": "rig1", "height": 900_001, "hash": uuid.uuid4().hex * 2,
+                   "network_difficulty": 1e6, "reward": 3.125, "status": "candidate"})
     return events
 
 
@@ -125,7 +128,10 @@ async def test_posted_events_become_the_contracts_figures_everywhere(
     _, accepted, submitted = _expected(events, "24h", as_of_ms)
     assert math.isclose(stats["efficiency"], accepted / submitted, rel_tol=1e-12)  # each share once
     assert (stats["active_miners"], stats["active_workers"]) == (3, 6)
+    assert stats["blocks_found"] == 1
+    assert _gauge(metrics, "pool_blocks_found_total", pool="main") == 1
     figures = snapshot["figures"]
+    assert figures["blocks_found"] == 1 and figures["round_effort"] is not None
     assert figures["as_of_ms"] == as_of_ms
     difficulty, accepted, submitted = _expected(events, "5m", as_of_ms)
     assert (figures["shares"]["5m"], figures["submitted"]["5m"]) == (accepted, submitted)
