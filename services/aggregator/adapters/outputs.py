@@ -231,6 +231,7 @@ def build_outputs(
     telemetry = AggregatorTelemetry(registry)
     exporter = MetricsExporter.from_settings(settings, db_pool, registry=registry, telemetry=telemetry,
                                              readiness=readiness)
+
     async def pool_figures(as_of_ms: int, live_at_ms: int) -> dict[str, dict[str, Any]]:
         return await load_pool_figures(db_pool, as_of_ms=as_of_ms, live_at_ms=live_at_ms,
                                        multiplier=settings.hashrate_multiplier,
