@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chimera.devstack.config import DevStackConfig, DevStackError
-from chimera.devstack.processes import apt_install, pid_alive, port_open, run
+from chimera.devstack.processes import apt_install, pid_alive, port_free, port_open, run
 
 START_TIMEOUT_S = 60
 PORT_SEARCH_SPAN = 20
@@ -149,7 +149,7 @@ class PostgresNode:
     def _free_port(self) -> int:
         first = self._config.postgres_port
         for port in range(first, first + PORT_SEARCH_SPAN):
-            if not port_open(port):
+            if port_free(port):
                 if port != first:
                     print(f"port {first} is taken; PostgreSQL will listen on {port}", flush=True)
                 return port

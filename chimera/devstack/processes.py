@@ -22,6 +22,19 @@ def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> boo
         return False
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could bind `port` now. Stricter than "nobody answers there": a
+    client connection's local port (Linux hands out 32768-60999) blocks a bind too,
+    and SO_REUSEADDR, as servers set it, lets a port in TIME_WAIT count as free."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -3,11 +3,13 @@ PostgreSQL nodes for the tests that stop and restart one mid-test."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,14 +18,32 @@ import pytest
 from chimera.devstack.config import PROJECT_ROOT, DevStackConfig
 from chimera.devstack.kafka import KafkaNode
 from chimera.devstack.postgres import PostgresNode
+from chimera.devstack.processes import port_free
 from shared.db import connect, migrate_database
 from shared.settings import ServiceSettings
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
+    """A port no one holds, BELOW the kernel's ephemeral range: a server stopped and started
+    again mid-test (the outage tests) must not find its port taken meanwhile by some
+    client connection's local port, which the kernel draws from that range."""
+    low, _ = _ephemeral_range()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10_000, max(low, 10_001))
+        if port_free(port):
+            return port
+    with socket.socket() as probe:  # fall back to whatever the kernel gives
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32_768, 60_999  # Linux's default
 
 
 def _private_config() -> DevStackConfig:
