@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from chimera.devstack import stack
 from chimera.devstack.config import PROJECT_ROOT, DevStackConfig, DevStackError
-from chimera.devstack.processes import pid_alive, port_open
+from chimera.devstack.processes import pid_alive, port_free, port_open
 from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -102,3 +102,15 @@ def test_postgres_port_taken_moves_to_a_free_one(private_config: DevStackConfig)
     finally:
         squatter.close()
     assert status.running and status.port not in (None, private_config.postgres_port)
+
+
+def test_a_port_held_by_a_client_connection_is_not_free() -> None:
+    # Nobody listens there, yet a server could not bind it: the case a connect() probe misses.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with socket.create_connection(listener.getsockname()) as client:
+            local_port = client.getsockname()[1]
+            assert not port_open(local_port)
+            assert not port_free(local_port)
+    assert port_free(free_port())
