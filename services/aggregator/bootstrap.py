@@ -8,7 +8,6 @@ the `AGGREGATOR_OUTPUTS` setting ("package.module:function", comma-separated).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from shared.http.plugins import load_factory
 from shared.kafka.deadletter import DeadLetterProducer
 from shared.kafka.producer import EventProducer
 from shared.kafka.topics import ensure_topics, topic_name
+from shared.lifecycle import StartedParts
 
 from .adapters.store import AggregatorStore
 from .config import AggregatorSettings
@@ -28,7 +28,6 @@ from .results import Output, PipelineStats
 
 __all__ = ["Aggregator", "OutputFactory", "bootstrap", "load_output_factories"]
 
-log = logging.getLogger(__name__)
 
 OutputFactory = Callable[[AggregatorSettings, asyncpg.Pool], Any]
 
@@ -41,7 +40,7 @@ class Aggregator:
     store: AggregatorStore
     pipeline: Pipeline
     outputs: Sequence[Output] = ()  # what the pipeline hands each durable batch (owned by it)
-    _started: list[object] = field(default_factory=list)
+    _parts: StartedParts = field(default_factory=StartedParts)
     _closed: bool = False
 
     @property
@@ -53,9 +52,7 @@ class Aggregator:
         the group). If a part fails, those started are stopped before the error propagates."""
         try:
             await ensure_topics(self.settings)
-            for part in (self.producer, self.pipeline):
-                await part.start()  # type: ignore[attr-defined]
-                self._started.append(part)
+            await self._parts.start((self.producer, self.pipeline))
         except BaseException:
             await self.stop()
             raise
@@ -63,12 +60,7 @@ class Aggregator:
     async def stop(self) -> None:
         """Graceful: the pipeline finishes and commits its batch, leaves the group; then the
         producer flushes. Safe to call twice."""
-        while self._started:
-            part = self._started.pop()
-            try:
-                await part.stop()  # type: ignore[attr-defined]
-            except Exception:
-                log.exception("stopping %s failed", type(part).__name__)
+        await self._parts.stop()
         if not self._closed:
             self._closed = True
             await self.pool.close()

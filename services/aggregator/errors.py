@@ -14,11 +14,8 @@ import asyncpg
 
 from shared.db.errors import DATABASE_ERRORS, database_unavailable
 
-__all__ = ["DB_ERRORS", "AggregatorError", "Backoff", "StoreError", "db_connection", "store_error"]
+__all__ = ["AggregatorError", "Backoff", "StoreError", "db_connection", "store_error"]
 
-# What asyncpg (or the socket under it) raises. InternalClientError is what a
-# connection broken in mid-protocol reports on its next use.
-DB_ERRORS: Final = DATABASE_ERRORS
 
 # Besides a database that is away (shared/db/errors.py), SQLSTATE classes a retry
 # cures: 40 rollback (serialization, deadlock), 55 object not in prerequisite
@@ -85,7 +82,7 @@ async def db_connection(
                 raise
             finally:
                 await pool.release(conn)
-    except DB_ERRORS as exc:
+    except DATABASE_ERRORS as exc:
         raise store_error(exc, operation, partitions) from exc
 
 

@@ -41,10 +41,12 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import ConsumerStoppedError
 
+from shared.background import spawn
 from shared.kafka.consumer import BatchConsumer, CommitError, ConsumeError, Record
 from shared.kafka.deadletter import DeadLetter, DeadLetterProducer
 from shared.kafka.producer import ProduceError
 from shared.kafka.topics import Topic
+from shared.lifecycle import StartedParts
 
 from .adapters.maintenance import EffortRefresher
 from .adapters.store import AggregatorStore, WriteOutcome
@@ -139,7 +141,7 @@ class Pipeline:
         self._kafka_committed_at = 0.0
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._started: list[object] = []
+        self._parts = StartedParts()  # the outputs
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -147,24 +149,21 @@ class Pipeline:
         """Start the outputs, join the group (the first assignment is taken over by the loop)."""
         if self._task is not None:
             return
+        await self._parts.start(self._outputs)
         try:
-            for part in self._outputs:
-                await part.start()  # type: ignore[attr-defined]
-                self._started.append(part)
             await self.consumer.start()
         except BaseException:
-            await self._stop_parts()
+            await self._parts.stop()
             raise
         self.effort.start()
-        self._task = asyncio.create_task(self._run(), name="aggregator-pipeline")
-        self._task.add_done_callback(self._report_crash)
+        self._task = spawn(self._run(), "aggregator-pipeline")  # a crash is logged when it happens
 
     async def stop(self) -> None:
         """Finish the batch in flight (commit it), leave the group, stop everything. Idempotent."""
         self._stopping.set()
         task = self._task
         if task is not None:
-            with contextlib.suppress(Exception):  # a crash was already reported by _report_crash
+            with contextlib.suppress(Exception):  # a crash was already logged (spawn)
                 await task
         batch, self._inflight = self._inflight, None  # left by a crash: its outcome no longer matters
         if batch is not None and batch.write is not None:
@@ -173,7 +172,7 @@ class Pipeline:
         await self._commit_kafka(force=True)
         await self.consumer.stop()
         await self.effort.stop()
-        await self._stop_parts()
+        await self._parts.stop()
 
     async def wait(self) -> None:
         """Until the loop ends: returns after stop(), raises what crashed it."""
@@ -183,19 +182,6 @@ class Pipeline:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
-
-    async def _stop_parts(self) -> None:
-        while self._started:
-            part = self._started.pop()
-            try:
-                await part.stop()  # type: ignore[attr-defined]
-            except Exception:
-                log.exception("stopping %s failed", type(part).__name__)
-
-    @staticmethod
-    def _report_crash(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("aggregator pipeline crashed", exc_info=task.exception())
 
     # --- the loop --------------------------------------------------------------------
 

@@ -18,11 +18,12 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka.errors import KafkaError
 
+from shared.db.errors import DATABASE_ERRORS
 from shared.kafka.options import KafkaClientError, is_retriable
 
 from .bootstrap import Aggregator, bootstrap
 from .config import AggregatorSettings
-from .errors import DB_ERRORS, AggregatorError, Backoff, store_error
+from .errors import AggregatorError, Backoff, store_error
 
 __all__ = ["is_transient", "start_when_ready"]
 
@@ -35,7 +36,7 @@ def is_transient(exc: BaseException) -> bool:
     """Whether a start-up failure may cure itself (a dependency not up yet)."""
     if isinstance(exc, (KafkaClientError, AggregatorError)):
         return exc.retriable
-    if isinstance(exc, DB_ERRORS):
+    if isinstance(exc, DATABASE_ERRORS):
         return store_error(exc, "connect").retriable
     if isinstance(exc, KafkaError):
         return is_retriable(exc)

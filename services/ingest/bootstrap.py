@@ -6,7 +6,6 @@ receive the `Container` through `request.app.state.container`.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -25,8 +24,7 @@ from services.ingest.domain.ratelimit import KeyRateLimiter
 from services.ingest.telemetry import IngestTelemetry
 from shared.db.pool import create_pool
 from shared.http.plugins import ApiPlugin, load_factory
-
-log = logging.getLogger(__name__)
+from shared.lifecycle import StartedParts
 
 
 @dataclass
@@ -46,7 +44,7 @@ class Container:
     stats: StatsReader
     prometheus: PrometheusClient
     plugins: list[ApiPlugin] = field(default_factory=list)
-    _started: list[object] = field(default_factory=list)
+    _parts: StartedParts = field(default_factory=StartedParts)
     _pool_closed: bool = False
 
     async def start(self) -> None:
@@ -55,22 +53,15 @@ class Container:
         If one fails, those already started are stopped before the error propagates.
         """
         try:
-            for part in (self.events, self.authenticator, self.metrics_persister,
-                         self.prometheus, *self.plugins):
-                await part.start()  # type: ignore[attr-defined]
-                self._started.append(part)
+            await self._parts.start((self.events, self.authenticator, self.metrics_persister,
+                                     self.prometheus, *self.plugins))
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
         """Stop in reverse order (the event sink, which flushes the producer, last); safe to call twice."""
-        while self._started:
-            part = self._started.pop()
-            try:
-                await part.stop()  # type: ignore[attr-defined]
-            except Exception:  # noqa: BLE001 - keep stopping the rest, report each
-                log.exception("stopping %s failed", type(part).__name__)
+        await self._parts.stop()
         if not self._pool_closed:
             self._pool_closed = True
             await self.pool.close()

@@ -13,7 +13,8 @@ import asyncpg
 
 __all__ = ["DATABASE_ERRORS", "UNAVAILABLE_SQLSTATE_CLASSES", "database_unavailable"]
 
-# What asyncpg (or the socket under it) raises.
+# What asyncpg (or the socket under it) raises. InternalClientError is what a
+# connection broken in mid-protocol reports on its next use.
 DATABASE_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
                           OSError, TimeoutError)
 

@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from shared.background import cancel_and_wait, spawn
+
 from ..errors import db_connection
 
 __all__ = ["EffortRefresher"]
@@ -42,15 +44,12 @@ class EffortRefresher:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="aggregator-effort")
+            self._task = spawn(self._loop(), "aggregator-effort")
 
     async def stop(self) -> None:
         """Idempotent; cancels a pass in progress."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     def poke(self, found_ms: int) -> None:
         """Run a pass soon, reaching back to `found_ms` at least (a batch wrote a block

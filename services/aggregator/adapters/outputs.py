@@ -43,6 +43,7 @@ from services.aggregator.domain.model import (
     ShareBatchResult,
 )
 from shared.kafka.topics import Topic
+from shared.lifecycle import StartedParts
 
 __all__ = [
     "AggregatorOutput",
@@ -174,26 +175,13 @@ class OutputSet:
 
     def __init__(self, outputs: Sequence[AggregatorOutput]) -> None:
         self.outputs = list(outputs)
-        self._started: list[AggregatorOutput] = []
+        self._parts = StartedParts()
 
     async def start(self) -> None:
-        for output in self.outputs:
-            if output in self._started:
-                continue
-            try:
-                await output.start()
-            except BaseException:
-                await self.stop()
-                raise
-            self._started.append(output)
+        await self._parts.start(self.outputs)
 
     async def stop(self) -> None:
-        started, self._started = self._started, []
-        for output in reversed(started):
-            try:
-                await output.stop()
-            except Exception:
-                log.exception("stopping output %s failed", type(output).__name__)
+        await self._parts.stop()
 
     def observe_pipeline(self, stats: Any) -> None:
         """Hand the pipeline's running totals to the outputs that export them."""

@@ -10,9 +10,10 @@ which is the retry. `stop()` cancels a step in progress; safe twice and before
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+
+from shared.background import cancel_and_wait, spawn
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +45,11 @@ class PeriodicTask:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name=self.name)
+            self._task = spawn(self._loop(), self.name)
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     async def _loop(self) -> None:
         if not self._run_at_start:

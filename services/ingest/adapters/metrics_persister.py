@@ -25,7 +25,6 @@ idempotent (envelope ids), so nothing is counted twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Protocol, TypeVar
@@ -33,7 +32,6 @@ from typing import Final, Protocol, TypeVar
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter
 
-from shared.background import spawn
 from services.ingest.domain.metrics import (
     MetricEnvelope,
     MinerReportEnvelope,
@@ -42,6 +40,7 @@ from services.ingest.domain.metrics import (
     encode_envelope,
     record_key,
 )
+from shared.background import cancel_and_wait, spawn
 from shared.kafka.consumer import BatchConsumer, CommitError, Record
 from shared.kafka.deadletter import DeadLetter, DeadLetterProducer
 from shared.kafka.options import KafkaClientError
@@ -139,10 +138,7 @@ class MetricsPersister:
     async def stop(self) -> None:
         """Stop consuming (an unfinished batch stays uncommitted, to be re-delivered). Safe twice."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()
