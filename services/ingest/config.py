@@ -1,5 +1,7 @@
 """Settings of the ingest service (the HTTP door and the REST API)."""
 
+from typing import Literal
+
 from pydantic import Field
 
 from shared.settings import ServiceSettings
@@ -43,3 +45,43 @@ class IngestSettings(ServiceSettings):
     api_key_touch_interval_s: float = Field(default=10.0, gt=0)
     # /readyz gives each dependency this long to answer.
     readiness_timeout_s: float = Field(default=2.0, gt=0)
+
+    # --- hostile clients (docs/ingest-security.md) --------------------------
+    # Body limit of every route that does not have its own (POST /v1/events
+    # uses MAX_BODY_BYTES, dashboard writes MAX_DASHBOARD_BODY_BYTES); a body
+    # past it gets 413 as soon as the limit is passed, before it is buffered.
+    http_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Dashboard writes: the config (MAX_DASHBOARD_CONFIG_BYTES as compact
+    # JSON) plus name, description, whitespace and escapes.
+    max_dashboard_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # The request line and headers must arrive within this many seconds of
+    # the request's first byte; else the connection is closed.
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    # The whole body must arrive within this many seconds of the headers;
+    # else 408 and the connection is closed.
+    http_body_timeout_s: float = Field(default=30.0, gt=0)
+    # Open connections one client address may hold; more are closed at once.
+    http_max_connections_per_client: int = Field(default=64, ge=1)
+    # Open connections for the whole server; past it uvicorn answers 503.
+    http_max_connections: int = Field(default=4096, ge=1)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses
+    # or CIDR networks, comma-separated); empty: nobody's.
+    http_trusted_proxies: str = Field(default="", pattern=r"^[0-9A-Fa-f.:/, ]*$")
+    # Failed authentications (unknown, revoked or malformed keys) per client
+    # address: this many per second on average, bursts of `_burst`; past it
+    # the address gets 429 for any key until its bucket refills.
+    auth_failures_per_second: float = Field(default=1.0, gt=0)
+    auth_failures_burst: int = Field(default=20, ge=1)
+    # /metrics on its own listener (the monitoring network), off the public
+    # port, when METRICS_PORT is set; the public port then answers 404 there.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # A rendered /metrics is reused this long, so scrape loops cost one render.
+    metrics_cache_s: float = Field(default=5.0, ge=0)
+    # Custom metric series one API key may create, and how long a series
+    # nobody updates stays exported.
+    custom_metrics_max_series_per_key: int = Field(default=1_000, ge=1)
+    custom_metrics_series_ttl_s: float = Field(default=3600.0, gt=0)
+    # Interactive API docs at /docs: "local" serves Swagger UI's assets from
+    # this service (no outside script), "off" turns /docs off.
+    api_docs: Literal["local", "off"] = "local"
