@@ -146,14 +146,21 @@ Timestamp = Annotated[
 NAME_PATTERN: Final = r"^[A-Za-z0-9._-]+$"
 # "Printable" as in str.isprintable(): no Other (C*) or separator (Z*) chars, but space.
 EVENT_ID_PATTERN: Final = r"^(?:[^\p{C}\p{Z}]| )+$"
-MINER_PATTERN: Final = r"^[^\s\p{Cc}]+$"
+# Printable ASCII, '!' (0x21) to '~' (0x7E), as wallet addresses and pool usernames
+# are: no whitespace, and no look-alike (Cyrillic 'а', fullwidth 'ａ') or invisible
+# (zero-width, bidi override) characters, so two miners cannot show a person the
+# same name. Plain on purpose: Rust regex (pydantic), ECMA-262 (JSON Schema, OpenAPI
+# tools) and Python `re` read the class alike (though `re.search`'s `$` also matches
+# before a final newline, hence `re.fullmatch` in Python-side checks).
+MINER_PATTERN: Final = r"^[!-~]+$"
 HASH_PATTERN: Final = r"^[0-9A-Fa-f]+$"
 
 # Friendlier words than "should match pattern '^...$'" for people reading a 422.
 PATTERN_MESSAGES: Final[dict[str, str]] = {
     NAME_PATTERN: "String should contain only letters, digits, '.', '_' and '-'",
     EVENT_ID_PATTERN: "String should contain only printable characters",
-    MINER_PATTERN: "String should not contain whitespace or control characters",
+    MINER_PATTERN: "String should contain only printable ASCII characters ! to ~: "
+    "no spaces, no look-alike or invisible characters",
     HASH_PATTERN: "String should contain only hexadecimal characters",
 }
 

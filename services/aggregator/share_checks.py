@@ -99,7 +99,8 @@ def valid_share(obj: dict[str, Any], latest_ms: int) -> ValidShare | None:
             and type(worker) is str and (worker in known or _name(worker))):
         return None
     miner = obj.get("miner")
-    # ASCII without whitespace or control characters is exactly '!'..'~'.
+    # The contract's miner rule exactly (shared.events.MINER_PATTERN, '!'..'~'): printable
+    # ASCII but space. Nothing non-ASCII passes, so no look-alike or invisible character.
     if type(miner) is not str or not (0 < len(miner) <= 128 and miner.isascii()
                                       and miner.isprintable() and " " not in miner):
         return None

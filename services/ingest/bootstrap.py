@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from services.ingest.adapters.dashboards import DashboardStore
 from services.ingest.adapters.event_sink import EventSink
+from services.ingest.adapters.exposition import CachedExposition
 from services.ingest.adapters.keys import ApiKeyStore, KeyAuthenticator
 from services.ingest.adapters.metrics_persister import MetricsPersister
 from services.ingest.adapters.metrics_store import MetricsStore
@@ -20,9 +21,11 @@ from services.ingest.adapters.prometheus import PrometheusClient
 from services.ingest.adapters.stats import StatsReader
 from services.ingest.config import IngestSettings
 from services.ingest.domain.custom_metrics import CustomMetrics
-from services.ingest.domain.ratelimit import KeyRateLimiter
+from services.ingest.domain.ratelimit import AddressFailureLimiter, KeyRateLimiter
 from services.ingest.telemetry import IngestTelemetry
 from shared.db.pool import create_pool
+from shared.http.auth import Gate
+from shared.http.guard import BodyLimits
 from shared.http.plugins import ApiPlugin, load_factory
 from shared.lifecycle import StartedParts
 
@@ -37,6 +40,8 @@ class Container:
     keys: ApiKeyStore
     authenticator: KeyAuthenticator
     rate_limiter: KeyRateLimiter
+    gate: Gate
+    exposition: CachedExposition
     custom_metrics: CustomMetrics
     metrics_store: MetricsStore
     metrics_persister: MetricsPersister
@@ -67,6 +72,21 @@ class Container:
             await self.pool.close()
 
 
+def body_limits(settings: IngestSettings) -> BodyLimits:
+    """Each route's body limit (docs/ingest-security.md); the OpenAPI document states them too."""
+    dashboard_bytes = settings.max_dashboard_body_bytes
+    return BodyLimits(
+        default_bytes=settings.http_max_body_bytes,
+        timeout_s=settings.http_body_timeout_s,
+        by_route={
+            ("POST", "/v1/events"): settings.max_body_bytes,
+            ("POST", "/api/dashboards"): dashboard_bytes,
+            ("PUT", "/api/dashboards/{dashboardId}"): dashboard_bytes,
+            ("PATCH", "/api/dashboards/{dashboardId}"): dashboard_bytes,
+        },
+    )
+
+
 async def bootstrap(settings: IngestSettings) -> Container:
     pool = await create_pool(settings)
     try:
@@ -80,6 +100,13 @@ def _wire(settings: IngestSettings, pool: asyncpg.Pool) -> Container:
     registry = CollectorRegistry(auto_describe=True)
     telemetry = IngestTelemetry(registry)
     keys = ApiKeyStore(pool)
+    authenticator = KeyAuthenticator(
+        keys,
+        cache_ttl_s=settings.api_key_cache_ttl_s,
+        touch_interval_s=settings.api_key_touch_interval_s,
+    )
+    rate_limiter = KeyRateLimiter(default_per_second=settings.rate_limit_per_second,
+                                  burst_s=settings.rate_limit_burst_s)
     custom_metrics = CustomMetrics(max_series=settings.custom_metrics_max_series)
     registry.register(custom_metrics.collector())
     return Container(
@@ -91,13 +118,16 @@ def _wire(settings: IngestSettings, pool: asyncpg.Pool) -> Container:
         registry=registry,
         telemetry=telemetry,
         keys=keys,
-        authenticator=KeyAuthenticator(
-            keys,
-            cache_ttl_s=settings.api_key_cache_ttl_s,
-            touch_interval_s=settings.api_key_touch_interval_s,
+        authenticator=authenticator,
+        rate_limiter=rate_limiter,
+        gate=Gate(
+            authenticator=authenticator,
+            key_limiter=rate_limiter,
+            failure_limiter=AddressFailureLimiter(per_second=settings.auth_failures_per_second,
+                                                  burst=settings.auth_failures_burst),
+            observer=telemetry,
         ),
-        rate_limiter=KeyRateLimiter(default_per_second=settings.rate_limit_per_second,
-                                    burst_s=settings.rate_limit_burst_s),
+        exposition=CachedExposition(registry, ttl_s=settings.metrics_cache_s),
         custom_metrics=custom_metrics,
         metrics_store=MetricsStore(pool),
         metrics_persister=MetricsPersister(settings, MetricsStore(pool), telemetry),

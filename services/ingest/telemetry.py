@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Final
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from shared.http.auth import AuthFailure, Limit, Scope
+from shared.http.guard import BodyRefusal
+from shared.http.protocol import ConnectionLimits
 
 _LATENCY_BUCKETS_S: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -78,6 +86,36 @@ class IngestTelemetry:
             "chimera_kafka_producer_connects", "Successful producer (re)connections",
             registry=registry,
         )
+        # Security signals (the seed's security alerts): bounded labels, every value pre-created
+        # so a rate() over them exists before the first event.
+        self.auth_failures = Counter(
+            "chimera_api_auth_failures",
+            "Requests refused by authentication: no key, a malformed header, an unknown, revoked or expired key",
+            ["reason"], registry=registry,
+        )
+        self.auth_forbidden = Counter(
+            "chimera_api_auth_forbidden", "Requests refused because the key lacks the route's scope",
+            ["scope"], registry=registry,
+        )
+        self.rate_limited = Counter(
+            "chimera_api_rate_limited",
+            "Requests answered 429: over a key's request rate, or from an address that failed "
+            "authentication too often",
+            ["limit"], registry=registry,
+        )
+        self.bodies_refused = Counter(
+            "chimera_http_bodies_refused",
+            "Request bodies refused before they were read in full: over the route's limit (413) or too slow (408)",
+            ["reason"], registry=registry,
+        )
+        for reason in AuthFailure:
+            self.auth_failures.labels(reason.value)
+        for scope in Scope:
+            self.auth_forbidden.labels(scope.value)
+        for limit in Limit:
+            self.rate_limited.labels(limit.value)
+        for refusal in BodyRefusal:
+            self.bodies_refused.labels(refusal.value)
 
     def received(self, counts: Mapping[str, int]) -> None:
         for kind, n in counts.items():
@@ -87,7 +125,45 @@ class IngestTelemetry:
         for kind, n in counts.items():
             self.events_accepted.labels(kind).inc(n)
 
+    def watch_connections(self, limits: ConnectionLimits) -> None:
+        """Export the server's connection figures (the protocol keeps them as plain counts)."""
+        self.registry.register(_ConnectionCollector(limits))
+
+    # --- shared.http.auth.AuthObserver and shared.http.guard.BodyObserver ---
+
+    def auth_failed(self, reason: AuthFailure) -> None:
+        self.auth_failures.labels(reason.value).inc()
+
+    def forbidden(self, scope: Scope) -> None:
+        self.auth_forbidden.labels(scope.value).inc()
+
+    def rate_limited_by(self, limit: Limit) -> None:
+        self.rate_limited.labels(limit.value).inc()
+
+    def body_refused(self, refusal: BodyRefusal) -> None:
+        self.bodies_refused.labels(refusal.value).inc()
+
     def rejected(self, reason: RejectReason, counts: Mapping[str, int]) -> None:
         self.batches_rejected.labels(reason.value).inc()
         for kind, n in counts.items():
             self.events_rejected.labels(kind, reason.value).inc(n)
+
+
+class _ConnectionCollector(Collector):
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self._limits = limits
+
+    def collect(self) -> Iterator[Metric]:
+        open_now = GaugeMetricFamily("chimera_http_connections_open", "Open HTTP connections")
+        open_now.add_metric([], self._limits.open_total)
+        yield open_now
+        refused = CounterMetricFamily(
+            "chimera_http_connections_refused",
+            "Connections closed at once: the client address already held HTTP_MAX_CONNECTIONS_PER_CLIENT")
+        refused.add_metric([], self._limits.refused_total)
+        yield refused
+        timeouts = CounterMetricFamily(
+            "chimera_http_header_timeouts",
+            "Connections closed because a request's headers did not arrive within HTTP_HEADER_TIMEOUT_S")
+        timeouts.add_metric([], self._limits.header_timeouts_total)
+        yield timeouts

@@ -135,7 +135,8 @@ def test_batch_limit_checked_before_validation() -> None:
 
 @pytest.mark.parametrize("kind", ["share", "block", "miner"])
 def test_round_trip(kind: str) -> None:
-    event = decode(record(kind, miner="矿工-ü", ts="2026-01-01T01:00:00.25+01:00"))
+    # A miner with the characters JSON must escape ('"' and '\\'), and an event id beyond ASCII.
+    event = decode(record(kind, miner='u.ser@x/"q"\\~', event_id="事件-ü", ts="2026-01-01T01:00:00.25+01:00"))
     raw = encode_event(event)
     again = decode_event(raw, now_ms=NOW_MS)
     assert again == event and again.ts_ms == event.ts_ms
@@ -160,6 +161,6 @@ def test_encode_keeps_required_and_defaults_drops_unset_optionals() -> None:
 
 def test_topics_and_record_key() -> None:
     assert TOPIC_BY_TYPE == {"share": "pool.shares", "block": "pool.blocks", "miner": "pool.miners"}
-    event = decode(record("block", miner="矿工"))
+    event = decode(record("block", miner="user.worker-1~"))
     assert TOPIC_BY_TYPE[event.type] == "pool.blocks"
-    assert record_key(event) == "矿工".encode()
+    assert record_key(event) == b"user.worker-1~"

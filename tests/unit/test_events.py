@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,11 +17,12 @@ from shared.events import (
     BlockEvent,
     FieldError,
     InvalidEvent,
+    MINER_PATTERN,
     MinerEvent,
     ShareEvent,
     decode_event,
 )
-from tests.unit.event_cases import INVALID, TS_INVALID, TS_VALID, VALID
+from tests.unit.event_cases import INVALID, KINDS, MINER_REFUSED, MINER_VALID, TS_INVALID, TS_VALID, VALID
 from tests.unit.event_samples import DROP, NOW_MS, decode, errors_of, record
 
 pytestmark = pytest.mark.unit
@@ -201,3 +205,65 @@ def test_invalid_event_carries_errors_and_is_an_exception() -> None:
         decode(record("share", difficulty=-1))
     assert info.value.errors == [FieldError(None, "difficulty", "Input should be greater than 0")]
     assert isinstance(info.value, Exception)
+
+
+# --- miner names in the published JSON Schemas ---------------------------------------
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_KINDS = {"share.schema.json": ("share",), "block.schema.json": ("block",),
+                "miner.schema.json": ("miner",), "event.schema.json": KINDS}
+
+
+def _schema_accepts(doc: dict[str, Any], obj: dict[str, Any]) -> bool:
+    """What a pool node's JSON Schema validator says about `obj`."""
+    try:
+        import jsonschema_rs  # installed with schemathesis; ECMA-262-style regexes
+    except ImportError:  # no validator at hand: judge the miner by the schema's own rule
+        rules = _miner_properties(doc)
+        assert rules and all(rule == rules[0] for rule in rules)
+        rule, miner = rules[0], obj["miner"]
+        return (rule["minLength"] <= len(miner) <= rule["maxLength"]
+                and re.fullmatch(rule["pattern"], miner) is not None)
+    return bool(jsonschema_rs.validator_for(doc).is_valid(obj))
+
+
+def _miner_properties(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        found = [node["properties"]["miner"]] if "miner" in node.get("properties", {}) else []
+        return found + [p for v in node.values() for p in _miner_properties(v)]
+    if isinstance(node, list):
+        return [p for v in node for p in _miner_properties(v)]
+    return []
+
+
+SCHEMA_REFUSED = [*MINER_REFUSED, ("empty", ""), ("129-chars", "m" * 129)]
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMA_KINDS))
+def test_json_schemas_refuse_the_miner_names_the_models_refuse(name: str) -> None:
+    doc = json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+    for kind in SCHEMA_KINDS[name]:
+        assert _schema_accepts(doc, record(kind)), (name, kind)  # the sample itself passes
+        for label, miner in SCHEMA_REFUSED:
+            assert not _schema_accepts(doc, record(kind, miner=miner)), (name, kind, label)
+            with pytest.raises(InvalidEvent):
+                decode(record(kind, miner=miner))
+        for label, miner in MINER_VALID:
+            assert _schema_accepts(doc, record(kind, miner=miner)), (name, kind, label)
+            assert decode(record(kind, miner=miner)).miner == miner
+
+
+def test_miner_pattern_means_the_same_to_python_re_and_to_the_model() -> None:
+    # Python's `re` (OpenAPI example generators, anyone checking by hand) and
+    # pydantic's Rust engine take exactly '!'..'~', code point by code point.
+    python = re.compile(MINER_PATTERN)
+    for code in range(0x110000):
+        assert (python.fullmatch(chr(code)) is not None) == (0x21 <= code <= 0x7E), hex(code)
+    for code in [*range(0x100), 0x430, 0x3BF, 0x200B, 0x200D, 0x202E, 0x2066, 0xFEFF, 0xFF41, 0x1F600]:
+        try:
+            decode(record("share", miner=f"a{chr(code)}b"))
+        except InvalidEvent:
+            accepted = False
+        else:
+            accepted = True
+        assert accepted == (0x21 <= code <= 0x7E), hex(code)

@@ -33,7 +33,7 @@ from services.ingest.domain.keys import (
     plausible_token,
 )
 from shared.db.errors import DATABASE_ERRORS
-from shared.http.auth import Principal, Scope
+from shared.http.auth import KeyRefused, Principal, Scope
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +183,9 @@ class KeyAuthenticator:
         self._used: dict[uuid.UUID, datetime] = {}
         self._flusher: asyncio.Task[Any] | None = None
 
-    async def authenticate(self, token: str) -> Principal | None:
+    async def authenticate(self, token: str) -> Principal | KeyRefused:
         if not plausible_token(token):
-            return None
+            return KeyRefused.UNKNOWN
         key_hash = hash_key(token)
         now_s = self._clock()
         entry = self._cache.get(key_hash)
@@ -198,8 +198,11 @@ class KeyAuthenticator:
             self._remember(key_hash, entry, now_s)
         record = entry.record
         now = self._wall_clock()
-        if record is None or not record.usable_at(now):
-            return None
+        if record is None:
+            return KeyRefused.UNKNOWN
+        refusal = record.refusal_at(now)
+        if refusal is not None:
+            return refusal
         self._used[record.id] = now
         return record.principal()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.ingest.api.common_params import container, error_responses
@@ -20,10 +20,11 @@ from services.ingest.domain.dashboards import (
     write_access,
 )
 from services.ingest.domain.metrics import Text
-from shared.http.auth import Principal, Scope, optional_principal, require_scope
+from shared.http.auth import OPTIONAL_KEY_SECURITY, Principal, Scope, optional_principal, require_scope
 from shared.http.errors import ApiError
+from shared.http.guard import guarded_router
 
-router = APIRouter(tags=["dashboards"])
+router = guarded_router(tags=["dashboards"])
 
 _ADMIN = Depends(require_scope(Scope.ADMIN))
 _MAYBE = Depends(optional_principal)
@@ -120,7 +121,7 @@ async def create_dashboard(body: DashboardIn, request: Request, principal: Princ
 
 
 @router.get("/api/dashboards", response_model=DashboardsOut, responses=error_responses(401, 422),
-            summary="List dashboards",
+            summary="List dashboards", openapi_extra={"security": OPTIONAL_KEY_SECURITY},
             description="Every public dashboard, plus the caller's own when its key holds `read`; newest first. "
                         "No key needed (then: public ones only).")
 async def list_dashboards(
@@ -136,7 +137,7 @@ async def list_dashboards(
 
 
 @router.get("/api/dashboards/{dashboardId}", response_model=DashboardOut, responses=error_responses(401, 403, 404),
-            summary="Get a dashboard", description=_READ_RULES)
+            summary="Get a dashboard", description=_READ_RULES, openapi_extra={"security": OPTIONAL_KEY_SECURITY})
 async def get_dashboard(dashboard_id: DashboardId, request: Request,
                         principal: Principal | None = _MAYBE) -> DashboardOut:
     dashboard = await container(request).dashboards.get(dashboard_id)

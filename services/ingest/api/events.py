@@ -12,18 +12,19 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 from starlette.requests import ClientDisconnect
 
 from services.ingest.adapters.event_sink import DeliveryFailed, KafkaUnavailable
-from services.ingest.api.app import container_of
+from services.ingest.api.common_params import container as container_of
 from services.ingest.domain.batches import census, count_by_type, non_finite_numbers
 from services.ingest.telemetry import RejectReason
 from shared.events import BatchTooLarge, Event, FieldError, InvalidEvent, decode_batch
 from shared.http.auth import Principal, Scope, require_scope
 from shared.http.errors import ApiError
+from shared.http.guard import BodyTooLarge, guarded_router
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ NDJSON: Final = "application/x-ndjson"
 # Enough to fix a batch; a batch of 10,000 bad events would otherwise answer megabytes.
 MAX_DETAILS: Final = 100
 
-router = APIRouter(tags=["events"])
+router = guarded_router(tags=["events"])
 _INGEST = Depends(require_scope(Scope.INGEST))
 
 
@@ -51,25 +52,11 @@ class ErrorBody(BaseModel):
     details: list[ErrorDetail]
 
 
-class BodyTooLarge(Exception):
-    def __init__(self, size_bytes: int, limit_bytes: int) -> None:
-        self.size_bytes = size_bytes
-        self.limit_bytes = limit_bytes
-        super().__init__(f"body of more than {limit_bytes} bytes")
-
-
-async def read_body(request: Request, limit_bytes: int) -> bytes:
-    """The whole body, refusing it as soon as it exceeds `limit_bytes` (never buffering more)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit_bytes:
-        raise BodyTooLarge(int(declared), limit_bytes)
+async def read_body(request: Request) -> bytes:
+    """The whole body; the route's guard refuses it (BodyTooLarge) as soon as it passes the limit."""
     chunks: list[bytes] = []
-    size = 0
     try:
         async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit_bytes:
-                raise BodyTooLarge(size, limit_bytes)
             chunks.append(chunk)
     except ClientDisconnect:
         # Nobody is left to read the answer; this only keeps it out of the 500s.
@@ -169,7 +156,7 @@ def event_component_schemas() -> dict[str, Any]:
         "(`application/x-ndjson`); at most 10,000 events and 10 MiB. All or nothing: "
         "202 only once Kafka acknowledged every event. Needs the `ingest` scope."
     ),
-    openapi_extra={"requestBody": _request_body(10_000), "security": [{"bearerAuth": []}]},
+    openapi_extra={"requestBody": _request_body(10_000)},
 )
 async def post_events(request: Request, _: Principal = _INGEST) -> Response:
     container = container_of(request)
@@ -185,13 +172,10 @@ async def post_events(request: Request, _: Principal = _INGEST) -> Response:
         ])
     ndjson = kind == NDJSON
     try:
-        raw = await read_body(request, settings.max_body_bytes)
-    except BodyTooLarge as exc:
+        raw = await read_body(request)
+    except BodyTooLarge:
         telemetry.rejected(RejectReason.TOO_LARGE, {})
-        raise ApiError(413, f"body exceeds {exc.limit_bytes} bytes", [
-            {"index": None, "field": "body",
-             "message": f"at most {exc.limit_bytes} bytes per request; split the batch"}
-        ]) from None
+        raise  # the guard answers 413
     telemetry.batch_bytes.observe(len(raw))
     try:
         events = decode_batch(raw, ndjson=ndjson, max_events=settings.max_batch_events)

@@ -1,4 +1,11 @@
-"""Operations endpoints, open without a key: /healthz, /readyz, /metrics."""
+"""Operations endpoints, open without a key: /healthz, /readyz, /metrics.
+
+/metrics is on the public port only while METRICS_PORT is unset; with it
+set, `metrics_app()` serves it on its own listener (the monitoring network)
+and the public port answers 404 there. Renders are cached for
+METRICS_CACHE_S and shared by concurrent scrapes, so a scrape loop costs
+one render per period, not one per request.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +13,18 @@ import asyncio
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
-from services.ingest.api.app import container_of
+from services.ingest.api.common_params import container as container_of
 from shared.db.errors import DATABASE_ERRORS
+from shared.http.guard import guarded_router
+from shared.http.headers import SecurityHeaders
 
-router = APIRouter(tags=["operations"])
+router = guarded_router(tags=["operations"])
+exposition_router = guarded_router(tags=["operations"])
 
 
 class Readiness(BaseModel):
@@ -82,14 +92,21 @@ async def readyz(request: Request) -> Response:
     )
 
 
-@router.get(
+@exposition_router.get(
     "/metrics",
     summary="Prometheus metrics of this service, custom metrics included",
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> Response:
-    # Rendering walks every series; in a thread so a large custom-metrics
-    # registry does not stall the event loop.
-    body = await asyncio.to_thread(generate_latest, container_of(request).registry)
+    body = await container_of(request).exposition.render()
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_app(public: FastAPI) -> FastAPI:
+    """/metrics alone, for a listener of its own; reads the public app's container (built by its lifespan)."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
+    app.state = public.state  # the same container, limits and gate: one service, two ports
+    app.include_router(exposition_router)
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Final
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from services.ingest.adapters.prometheus import (
     PrometheusNotConfigured,
@@ -15,8 +15,9 @@ from services.ingest.adapters.prometheus import (
 from services.ingest.api.common_params import container, error_responses
 from shared.http.auth import Scope, require_scope
 from shared.http.errors import ApiError
+from shared.http.guard import guarded_router
 
-router = APIRouter(tags=["query"])
+router = guarded_router(tags=["query"])
 
 _READ = Depends(require_scope(Scope.READ))
 RETRY_AFTER_S: Final = "10"

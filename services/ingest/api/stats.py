@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from services.ingest.adapters.stats import UnknownMiner
@@ -32,8 +32,9 @@ from services.ingest.domain.stats import (
 from shared.events import NAME_PATTERN
 from shared.http.auth import Scope, require_scope
 from shared.http.errors import ApiError
+from shared.http.guard import guarded_router
 
-router = APIRouter(tags=["stats"])
+router = guarded_router(tags=["stats"])
 
 _READ = Depends(require_scope(Scope.READ))
 Window = Literal["1m", "5m", "15m", "1h", "24h"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from shared.http.auth import Principal, Scope
+from shared.http.auth import KeyRefused, Principal, Scope
 
 KEY_PREFIX: Final = "chm_"
 SECRET_BYTES: Final = 32
@@ -92,9 +92,15 @@ class ApiKeyRecord:
 
     def usable_at(self, now: datetime) -> bool:
         """Not revoked and not expired at `now`."""
+        return self.refusal_at(now) is None
+
+    def refusal_at(self, now: datetime) -> KeyRefused | None:
+        """Why the key lets nobody in at `now` (revoked wins over expired), None while it is usable."""
         if self.revoked_at is not None and self.revoked_at <= now:
-            return False
-        return self.expires_at is None or now < self.expires_at
+            return KeyRefused.REVOKED
+        if self.expires_at is not None and now >= self.expires_at:
+            return KeyRefused.EXPIRED
+        return None
 
     def principal(self) -> Principal:
         return Principal(

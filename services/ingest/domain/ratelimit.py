@@ -85,3 +85,54 @@ class KeyRateLimiter:
     @property
     def tracked_keys(self) -> int:
         return len(self._buckets)
+
+
+class AddressFailureLimiter:
+    """Implements `shared.http.auth.FailureLimiter`: failed authentications per client address.
+
+    Each address has a bucket of `burst` failures refilled at `per_second`;
+    while it is empty the address is blocked (`blocked_for_s` > 0), whatever
+    key it presents. Memory is bounded: past `max_addresses`, refilled buckets
+    are forgotten first, then the oldest; forgetting an address can only let
+    it try again sooner, never lock anyone out.
+    """
+
+    def __init__(self, *, per_second: float, burst: int, max_addresses: int = 100_000,
+                 clock: Clock = time.monotonic) -> None:
+        if per_second <= 0 or burst < 1 or max_addresses < 1:
+            raise ValueError("rate, burst and max_addresses must be positive")
+        self._per_second = per_second
+        self._burst = float(burst)
+        self._max_addresses = max_addresses
+        self._clock = clock
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def blocked_for_s(self, address: str) -> float:
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            return 0.0
+        now_s = self._clock()
+        if bucket.full_at(now_s):
+            del self._buckets[address]
+            return 0.0
+        return 0.0 if bucket.tokens >= 1.0 else (1.0 - bucket.tokens) / self._per_second
+
+    def failed(self, address: str) -> None:
+        now_s = self._clock()
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            if len(self._buckets) >= self._max_addresses:
+                self._make_room(now_s)
+            bucket = TokenBucket(self._per_second, self._burst, now_s)
+            self._buckets[address] = bucket
+        bucket.take(now_s)
+
+    def _make_room(self, now_s: float) -> None:
+        for address in [a for a, b in self._buckets.items() if b.full_at(now_s)]:
+            del self._buckets[address]
+        while len(self._buckets) >= self._max_addresses:
+            del self._buckets[next(iter(self._buckets))]
+
+    @property
+    def tracked_addresses(self) -> int:
+        return len(self._buckets)

@@ -15,7 +15,7 @@ import pytest
 from services.aggregator.decoding import decode_records
 from services.aggregator.share_checks import ValidShare, valid_share
 from shared.events import InvalidEvent, ShareEvent, decode_event
-from tests.unit.event_cases import INVALID, TS_INVALID, TS_VALID, VALID
+from tests.unit.event_cases import INVALID, MINER_REFUSED, TS_INVALID, TS_VALID, VALID
 from tests.unit.event_samples import DROP, FIVE_MIN_MS, MIN_TS_MS, NOW_MS, SHARE, record
 
 from .pipeline_samples import record as kafka_record
@@ -90,12 +90,26 @@ def test_invalid_timestamps_are_refused(value: Any) -> None:
     assert checked(record("share", ts=value)) is None
 
 
-@pytest.mark.parametrize("field", ["event_id", "pool", "node", "worker", "miner", "reject_reason"])
+IDENTIFIERS = ["event_id", "pool", "node", "worker", "miner"]
+# Non-ASCII characters a person could take for ASCII ones, or not see at all.
+LOOKALIKES = [(label, name) for label, name in MINER_REFUSED if not name.isascii()]
+
+
+@pytest.mark.parametrize("field", [*IDENTIFIERS, "reject_reason"])
 def test_every_ascii_character_is_judged_exactly_as_the_model_does(field: str) -> None:
     # ASCII is the fast path's domain: there it must neither refuse nor accept more.
     for code in range(128):
         obj = record("share", **{field: f"a{chr(code)}b"})
         assert (checked(obj) is not None) == (model_of(obj) is not None), (field, code)
+    # Beyond ASCII: identifiers are left to the models (`checked` proves any other
+    # acceptance agrees with them), and no look-alike miner name gets through either.
+    for label, value in LOOKALIKES:
+        obj = record("share", **{field: value})
+        fast = checked(obj)
+        if field in IDENTIFIERS:
+            assert fast is None, (field, label)
+        if field == "miner":
+            assert model_of(obj) is None, label
 
 
 @pytest.mark.parametrize("field", ["event_id", "node", "miner", "difficulty", "status", "type"])
@@ -137,14 +151,14 @@ def test_mutation_fuzz_never_accepts_what_the_models_refuse() -> None:
 
 def test_decoding_mixes_fast_shares_with_model_decoded_events() -> None:
     fast = dict(SHARE, ts=NOW_MS, event_id="fast")
-    unicode = dict(SHARE, ts=NOW_MS, event_id="slow", miner="矿工")
+    unicode = dict(SHARE, ts=NOW_MS, event_id="slow-事件")  # non-ASCII: left to the models
     block = record("block", event_id="blk")
     bad = dict(SHARE, ts=NOW_MS, event_id="bad", difficulty=0)
     records = [kafka_record(orjson.dumps(o), offset=i) for i, o in enumerate([fast, unicode, block, bad])]
     decoded = decode_records(records, wall_ms=NOW_MS)
     kinds = [type(e).__name__ for e in decoded.events]
     assert kinds == ["ValidShare", "ShareEvent", "BlockEvent", "NoneType"]
-    assert [e.event_id for e in decoded.events if e is not None] == ["fast", "slow", "blk"]
+    assert [e.event_id for e in decoded.events if e is not None] == ["fast", "slow-事件", "blk"]
     (letter,) = decoded.letters
     assert letter.record.offset == 3
     assert letter.errors[0]["field"] == "difficulty"

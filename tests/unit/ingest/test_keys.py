@@ -20,7 +20,7 @@ from services.ingest.domain.keys import (
     plausible_token,
     principal_id,
 )
-from shared.http.auth import Scope
+from shared.http.auth import KeyRefused, Principal, Scope
 
 pytestmark = pytest.mark.unit
 
@@ -72,6 +72,14 @@ def test_usable_at() -> None:
     assert record(expires_at=T0 + timedelta(seconds=1)).usable_at(T0)
 
 
+def test_refusal_says_why() -> None:
+    assert record().refusal_at(T0) is None
+    assert record(revoked_at=T0).refusal_at(T0) is KeyRefused.REVOKED
+    assert record(expires_at=T0).refusal_at(T0) is KeyRefused.EXPIRED
+    # Revoked and expired: revocation is the act someone took, so it is what is reported.
+    assert record(revoked_at=T0, expires_at=T0).refusal_at(T0) is KeyRefused.REVOKED
+
+
 class FakeStore:
     def __init__(self) -> None:
         self.rows: dict[str, ApiKeyRecord] = {}
@@ -112,7 +120,7 @@ async def test_known_key_gives_its_principal_and_is_cached() -> None:
     store.rows[hash_key(TOKEN)] = record()
     auth = authenticator(store, clocks)
     principal = await auth.authenticate(TOKEN)
-    assert principal is not None
+    assert isinstance(principal, Principal)
     assert principal.scopes == {Scope.INGEST} and principal.rate_limit_per_second == 5.0
     assert principal.key_id == str(uuid.UUID(int=7))
     for _ in range(10):
@@ -124,31 +132,31 @@ async def test_revocation_takes_effect_when_the_cache_entry_expires() -> None:
     store, clocks = FakeStore(), Clocks()
     store.rows[hash_key(TOKEN)] = record()
     auth = authenticator(store, clocks, ttl_s=5.0)
-    assert await auth.authenticate(TOKEN) is not None
+    assert isinstance(await auth.authenticate(TOKEN), Principal)
     store.rows[hash_key(TOKEN)] = record(revoked_at=clocks.wall)
     clocks.advance(4.9)
-    assert await auth.authenticate(TOKEN) is not None  # the documented window
+    assert isinstance(await auth.authenticate(TOKEN), Principal)  # the documented window
     clocks.advance(0.2)
-    assert await auth.authenticate(TOKEN) is None
+    assert await auth.authenticate(TOKEN) is KeyRefused.REVOKED
 
 
 async def test_expiry_is_checked_on_every_request_even_cached() -> None:
     store, clocks = FakeStore(), Clocks()
     store.rows[hash_key(TOKEN)] = record(expires_at=T0 + timedelta(seconds=1))
     auth = authenticator(store, clocks)
-    assert await auth.authenticate(TOKEN) is not None
+    assert isinstance(await auth.authenticate(TOKEN), Principal)
     clocks.advance(1.0)
-    assert await auth.authenticate(TOKEN) is None
+    assert await auth.authenticate(TOKEN) is KeyRefused.EXPIRED
     assert store.lookups == 1
 
 
 async def test_unknown_and_implausible_tokens() -> None:
     store, clocks = FakeStore(), Clocks()
     auth = authenticator(store, clocks)
-    assert await auth.authenticate("chm_unknown") is None
-    assert await auth.authenticate("chm_unknown") is None
+    assert await auth.authenticate("chm_unknown") is KeyRefused.UNKNOWN
+    assert await auth.authenticate("chm_unknown") is KeyRefused.UNKNOWN
     assert store.lookups == 1  # unknown keys are cached too
-    assert await auth.authenticate("not-ours") is None
+    assert await auth.authenticate("not-ours") is KeyRefused.UNKNOWN
     assert store.lookups == 1  # never looked up
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.ingest.domain.ratelimit import KeyRateLimiter, TokenBucket
+from services.ingest.domain.ratelimit import AddressFailureLimiter, KeyRateLimiter, TokenBucket
 from shared.http.auth import Principal, Scope
 
 pytestmark = pytest.mark.unit
@@ -93,3 +93,36 @@ def test_full_buckets_are_forgotten_past_many_keys() -> None:
 def test_nonsense_settings_are_refused(rate: float, burst: float) -> None:
     with pytest.raises(ValueError):
         KeyRateLimiter(default_per_second=rate, burst_s=burst)
+
+
+def test_failures_block_an_address_after_its_burst_and_unblock_as_it_refills() -> None:
+    clock = FakeClock()
+    limiter = AddressFailureLimiter(per_second=0.5, burst=3, clock=clock)
+    for _ in range(3):
+        assert limiter.blocked_for_s("198.51.100.7") == 0.0
+        limiter.failed("198.51.100.7")
+    assert limiter.blocked_for_s("198.51.100.7") == pytest.approx(2.0)
+    assert limiter.blocked_for_s("198.51.100.8") == 0.0  # others are not affected
+    clock.now_s += 2.0
+    assert limiter.blocked_for_s("198.51.100.7") == 0.0
+    limiter.failed("198.51.100.7")
+    assert limiter.blocked_for_s("198.51.100.7") == pytest.approx(2.0)
+
+
+def test_checking_takes_nothing() -> None:
+    clock = FakeClock()
+    limiter = AddressFailureLimiter(per_second=1, burst=1, clock=clock)
+    for _ in range(100):
+        assert limiter.blocked_for_s("a") == 0.0
+    assert limiter.tracked_addresses == 0
+
+
+def test_refilled_addresses_are_forgotten_and_memory_is_bounded() -> None:
+    clock = FakeClock()
+    limiter = AddressFailureLimiter(per_second=1, burst=2, max_addresses=10, clock=clock)
+    for i in range(1000):
+        limiter.failed(f"client-{i}")
+    assert limiter.tracked_addresses <= 10
+    clock.now_s += 10
+    limiter.blocked_for_s("client-999")  # refilled: dropped on sight
+    assert limiter.tracked_addresses <= 9
