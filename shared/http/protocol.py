@@ -25,8 +25,9 @@ Each IPv6 address counts on its own, although one client usually holds a whole /
 Connections on a Unix socket have no peer address and are not capped.
 
 A response sent before the request's body was read in full (a 401 before the body, a
-413 past a limit) closes the connection: uvicorn would otherwise discard the rest of the
-body for as long as the client trickles it, and no clock bounds that.
+413 past a limit) ends the connection: uvicorn would otherwise discard the rest of the
+body for as long as the client trickles it, and no clock bounds that. The close lingers
+(`LINGER_S`) so the answer reaches the client before the socket goes.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from uvicorn.server import ServerState
 log = logging.getLogger(__name__)
 
 _TIMEOUT_BODY = b"Request header timeout"
+# How long the rest of an unread body is discarded after an early answer, before closing.
+LINGER_S = 2.0
 
 
 class ConnectionLimits:
@@ -114,6 +117,8 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(config=config, server_state=server_state, app_state=app_state, _loop=_loop)
         self._header_deadline: asyncio.TimerHandle | None = None
         self._counted_address: str | None = None
+        self._lingering = False
+        self._linger_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # The parent's bookkeeping runs even for a refused connection, so that its own
@@ -133,6 +138,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_deadline()
+        if self._linger_deadline is not None:
+            self._linger_deadline.cancel()
         # The parent cancels its keep-alive timer only on a clean close; a reset would
         # leave it armed, holding this protocol until it fires.
         self._unset_keepalive_if_required()
@@ -142,6 +149,8 @@ class GuardedH11Protocol(H11Protocol):
             self._release_address()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the rest of a body nobody will read
         super().data_received(data)
         self._track_request_head()
 
@@ -149,14 +158,26 @@ class GuardedH11Protocol(H11Protocol):
         if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
             # Answered before the request body was read (401, 413, ...): uvicorn would go
             # on discarding the rest of the body for as long as the client cares to
-            # trickle it. The connection cannot serve another request before that body
-            # ends, so it is closed instead.
+            # trickle it, and the connection cannot serve another request before that.
             self.server_state.total_requests += 1
-            self.transport.close()
+            self._linger()
             return
         super().on_response_complete()
         # A pipelined request may already sit partly in h11's buffer: its clock starts now.
         self._track_request_head()
+
+    def _linger(self) -> None:
+        """Close after an early answer, gently: half-close so the answer is delivered,
+        discard what the client still sends, close for good after LINGER_S. Closing at
+        once with unread bytes in the socket makes the kernel reset the connection, and a
+        reset can destroy the answer before the client reads it."""
+        self._lingering = True
+        self._cancel_header_deadline()
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._linger_deadline = self.loop.call_later(LINGER_S, self.transport.close)
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         # The WebSocket protocol takes the transport over and gets the connection_lost this
