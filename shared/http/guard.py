@@ -35,7 +35,6 @@ from shared.http.auth import Scope, authorize
 from shared.http.errors import error_response
 
 BODY_LIMIT_EXTENSION: Final = "x-max-body-bytes"  # the OpenAPI extension documenting each route's limit
-_CLOSE: Final = {"Connection": "close"}
 
 
 class BodyRefusal(StrEnum):
@@ -138,15 +137,17 @@ class GuardedRoute(APIRoute):
                 return await handler(Request(request.scope, receive))
             except BodyTooLarge as exc:
                 observer.body_refused(BodyRefusal.TOO_LARGE)
-                # Connection: close: the rest of the body is never read, so the connection cannot be reused.
+                # No "Connection: close": uvicorn would close the socket at once, and with the
+                # rest of the body unread the kernel resets it, which can destroy this answer.
+                # The server protocol (shared.http.protocol) ends the connection gently instead.
                 return error_response(413, str(exc.detail), [
                     {"field": "body", "message": f"at most {exc.limit_bytes} bytes for {request.method} {path}"}
-                ], _CLOSE)
+                ])
             except BodyTooSlow as exc:
                 observer.body_refused(BodyRefusal.TOO_SLOW)
                 return error_response(408, str(exc.detail), [
                     {"field": "body", "message": f"send the whole body within {exc.timeout_s:g} s of the headers"}
-                ], _CLOSE)
+                ])
 
         return guarded
 
