@@ -107,7 +107,9 @@ def _wire(settings: IngestSettings, pool: asyncpg.Pool) -> Container:
     )
     rate_limiter = KeyRateLimiter(default_per_second=settings.rate_limit_per_second,
                                   burst_s=settings.rate_limit_burst_s)
-    custom_metrics = CustomMetrics(max_series=settings.custom_metrics_max_series)
+    custom_metrics = CustomMetrics(max_series=settings.custom_metrics_max_series,
+                                   max_series_per_key=settings.custom_metrics_max_series_per_key,
+                                   series_ttl_s=settings.custom_metrics_series_ttl_s)
     registry.register(custom_metrics.collector())
     return Container(
         settings=settings,

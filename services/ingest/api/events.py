@@ -103,7 +103,7 @@ def invalid_message(errors: Sequence[FieldError]) -> str:
 
 _ERROR_RESPONSE: Final = {"model": ErrorBody}
 _RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    401: {**_ERROR_RESPONSE, "description": "No API key, or an unknown or revoked one"},
+    401: {**_ERROR_RESPONSE, "description": "No API key, or an unknown, revoked or expired one"},
     403: {**_ERROR_RESPONSE, "description": "The key lacks the `ingest` scope"},
     413: {**_ERROR_RESPONSE, "description": "More events or bytes than allowed"},
     415: {**_ERROR_RESPONSE, "description": "Content-Type is neither JSON nor NDJSON"},

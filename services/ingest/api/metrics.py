@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel
 
 from services.ingest.adapters.metrics_persister import AnyEnvelope, MetricsUnavailable
@@ -24,8 +24,11 @@ from services.ingest.api.common_params import (
     invalid,
     time_range,
 )
-from services.ingest.domain.custom_metrics import MetricConflict, SeriesLimitReached
+from services.ingest.domain.custom_metrics import KeyQuotaReached, MetricConflict, SeriesLimitReached
 from services.ingest.domain.metrics import (
+    MAX_LABEL_NAME_CHARS,
+    MAX_LABEL_VALUE_CHARS,
+    MAX_LABELS,
     MAX_METRIC_NAME_CHARS,
     METRIC_NAME_PATTERN,
     MINER_REPORT_FIELDS,
@@ -37,10 +40,11 @@ from services.ingest.domain.metrics import (
     performance_envelope,
 )
 from shared.events import NAME_PATTERN
-from shared.http.auth import Scope, require_scope
+from shared.http.auth import Principal, Scope, require_scope
 from shared.http.errors import ApiError
+from shared.http.guard import guarded_router
 
-router = APIRouter(tags=["metrics"])
+router = guarded_router(tags=["metrics"])
 
 DEFAULT_SPAN: Final = timedelta(hours=1)
 DEFAULT_LIMIT: Final = 1000
@@ -73,18 +77,29 @@ async def _publish(request: Request, envelope: AnyEnvelope) -> None:
     description=(
         "Writes the sample to Kafka and, once acknowledged, to the service's `/metrics` exporter: "
         "a gauge is set, a counter is increased by `value` (>= 0), a histogram observes `value` "
-        "(default Prometheus buckets). One name keeps one type and one set of label names: "
-        "a sample that disagrees gets **409**. The exporter holds at most `CUSTOM_METRICS_MAX_SERIES` "
-        "distinct series (name + label values); a sample of a new series past it gets **422** and is "
-        "not written anywhere (counted in `chimera_custom_metrics_refused_total{reason=\"series_limit\"}`). "
+        f"(default Prometheus buckets). A name has at most {MAX_METRIC_NAME_CHARS} characters; a sample "
+        f"at most {MAX_LABELS} labels, names of at most {MAX_LABEL_NAME_CHARS} and values of at most "
+        f"{MAX_LABEL_VALUE_CHARS} characters (else **422**). One name keeps one type and one set of label "
+        "names: a sample that disagrees gets **409**. A series (name + label values) belongs to the API key "
+        "that created it: one key may own at most `CUSTOM_METRICS_MAX_SERIES_PER_KEY` series and the "
+        "exporter holds at most `CUSTOM_METRICS_MAX_SERIES` in all; a sample of a new series past either "
+        "gets **422** and is not written anywhere. Samples of existing series are always taken, whoever "
+        "sends them. A series not updated for `CUSTOM_METRICS_SERIES_TTL_S` seconds expires: it leaves "
+        "`/metrics` and frees its key's quota (posted again, it starts anew, a counter from 0). Refusals "
+        "are counted in `chimera_custom_metrics_refused_total{key_id, reason}`, reason `key_quota`, "
+        "`series_limit` or `conflict`. "
         "Names starting with `chimera_`, `ingest_`, `process_` or `python_` are reserved."
     ),
 )
-async def post_metric(body: MetricIn, request: Request, _: Any = _INGEST) -> Accepted:
+async def post_metric(body: MetricIn, request: Request, principal: Principal = _INGEST) -> Accepted:
     c = container(request)
     try:
         # Checked and reserved before producing, so a refused sample is written nowhere.
-        admission = c.custom_metrics.admit(body.name, body.type, body.labels)
+        admission = c.custom_metrics.admit(body.name, body.type, body.labels, key_id=principal.key_id)
+    except KeyQuotaReached as exc:
+        raise ApiError(422, str(exc), [{"field": "body.labels", "message":
+                       f"new series refused: this API key's quota of {exc.max_series_per_key} series "
+                       "is reached"}]) from exc
     except SeriesLimitReached as exc:
         raise ApiError(422, str(exc), [{"field": "body.labels", "message":
                        f"new series refused: the limit of {exc.max_series} distinct series is reached"}]) from exc
@@ -118,6 +133,8 @@ def _labels_filter(raw: str | None) -> dict[str, str]:
     if raw is None:
         return {}
     try:
+        # orjson refuses a lone surrogate ("\ud800", or its raw bytes, which Starlette
+        # has already decoded to U+FFFD) as invalid JSON: NUL is the one unstorable left.
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise invalid("query.labels", 'expected a JSON object of label values, e.g. {"host":"a"}') from None

@@ -6,11 +6,20 @@ one type and one set of label names for the process lifetime (Prometheus
 cannot represent anything else), and the number of distinct series (name +
 label values) is capped so one careless client cannot blow up the scrape.
 
+The cap is shared, so it alone would let one API key take every slot and lock
+all other clients out of new series. Hence each series is owned by the key
+that created it, and each key may own at most `max_series_per_key` series; a
+series nobody updates for `series_ttl_s` expires (leaves /metrics and frees
+its owner's quota), so abandoned series do not hold slots until a restart.
+Expiry is lazy, on `admit()` and on collection: an ordered index by last
+update makes it cost the expired series only, not a walk of all of them.
+
 Posting is two-phase, so a refused or failed POST leaves nothing behind:
-`admit()` checks type, label names and the cap and reserves the series
-(synchronously, so concurrent requests cannot overshoot the cap); after Kafka
-acknowledged the sample the handler calls `record()`, or `cancel()` if the
-write failed. A reserved series is exported only once it has a value.
+`admit()` checks type, label names, the key's quota and the cap and reserves
+the series (synchronously, so concurrent requests cannot overshoot either);
+after Kafka acknowledged the sample the handler calls `record()`, or
+`cancel()` if the write failed. A reserved series is exported only once it
+has a value, and never expires while a sample for it is in flight.
 
 State is in memory: it restarts empty with the process, like any exporter's.
 `collect()` may run on another thread (a sync /metrics handler), hence the lock.
@@ -20,7 +29,9 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterator
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -41,6 +52,11 @@ DEFAULT_BUCKETS: Final[tuple[float, ...]] = (
 _HELP: Final = "Custom metric posted through POST /api/metrics"
 SERIES_METRIC: Final = "chimera_custom_metrics_series"
 REFUSED_METRIC: Final = "chimera_custom_metrics_refused"  # exported as ..._total
+REFUSED_LABELS: Final = ("key_id", "reason")
+# Refusal reasons: the shared cap, the caller's own quota, a type/label-name clash.
+SERIES_LIMIT: Final = "series_limit"
+KEY_QUOTA: Final = "key_quota"
+CONFLICT: Final = "conflict"
 
 
 class CustomMetricError(Exception):
@@ -53,6 +69,16 @@ class SeriesLimitReached(CustomMetricError):
         self.labels = labels
         self.max_series = max_series
         super().__init__(f"custom metric series limit reached ({max_series} distinct series); "
+                         f"the new series {name}{labels} is refused")
+
+
+class KeyQuotaReached(CustomMetricError):
+    def __init__(self, name: str, labels: dict[str, str], key_id: str, max_series_per_key: int) -> None:
+        self.name = name
+        self.labels = labels
+        self.key_id = key_id
+        self.max_series_per_key = max_series_per_key
+        super().__init__(f"this API key's custom metric series quota is reached ({max_series_per_key} series); "
                          f"the new series {name}{labels} is refused")
 
 
@@ -88,6 +114,8 @@ def _exposed_names(family: str, kind: MetricType) -> tuple[str, ...]:
 @dataclass
 class _Series:
     label_values: tuple[str, ...]
+    owner: str  # key_id of the API key that created it; its quota pays for the series
+    updated_at_s: float  # clock time of the last record (or of the reservation that created it)
     pending: int = 0  # admissions not yet recorded or cancelled
     recorded: bool = False
     value: float = 0.0  # gauge value or counter total
@@ -112,53 +140,85 @@ class Admission:
     kind: MetricType
 
 
+_SeriesKey = tuple[str, tuple[str, ...]]  # (family name, label values)
+
+
 class CustomMetrics:
-    def __init__(self, max_series: int) -> None:
+    """The custom series, whose key owns each, and when each was last updated.
+
+    `max_series` is shared by all keys; `max_series_per_key` bounds the series
+    one key may own (None: no per-key quota); a series not updated for
+    `series_ttl_s` expires (None: never). `clock` gives monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        max_series: int,
+        *,
+        max_series_per_key: int | None = None,
+        series_ttl_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if max_series < 1:
             raise ValueError("max_series must be positive")
+        if max_series_per_key is not None and max_series_per_key < 1:
+            raise ValueError("max_series_per_key must be positive")
+        if series_ttl_s is not None and series_ttl_s <= 0:
+            raise ValueError("series_ttl_s must be positive")
         self.max_series = max_series
+        self.max_series_per_key = max_series_per_key
+        self.series_ttl_s = series_ttl_s
+        self._clock = clock
         self._families: dict[str, _Family] = {}
         self._owner_of_exposed: dict[str, str] = {}
-        self._series_count = 0
-        self._refused: dict[str, int] = {"series_limit": 0, "conflict": 0}
+        # Every series (reserved ones too), least recently updated first, so
+        # expiry stops at the first one still fresh.
+        self._by_age: OrderedDict[_SeriesKey, _Series] = OrderedDict()
+        self._owned: dict[str, int] = {}  # key_id -> series it owns; keys owning none are absent
+        self._refused: dict[tuple[str, str], int] = {}  # (key_id, reason) -> refusals
         self._lock = threading.Lock()
 
     # --- posting ----------------------------------------------------------
 
-    def admit(self, name: str, kind: MetricType, labels: dict[str, str]) -> Admission:
-        """Check and reserve the series; raises SeriesLimitReached or MetricConflict (both counted)."""
+    def admit(self, name: str, kind: MetricType, labels: dict[str, str], *, key_id: str) -> Admission:
+        """Check and reserve the series for the API key `key_id`, which owns it if it is new.
+
+        Raises MetricConflict, KeyQuotaReached or SeriesLimitReached, each counted for `key_id`.
+        """
         fam_name = family_name(name, kind)
         label_names = tuple(sorted(labels))
         values = tuple(labels[n] for n in label_names)
         with self._lock:
+            now = self._clock()
+            self._expire(now)
             family = self._families.get(fam_name)
             if family is None:
                 clash = next((self._owner_of_exposed[e] for e in _exposed_names(fam_name, kind)
                               if e in self._owner_of_exposed), None)
                 if clash is not None:
-                    self._refused["conflict"] += 1
+                    self._count_refusal(key_id, CONFLICT)
                     other = self._families[clash]
                     raise MetricConflict(name, "type", f"{other.kind} (as {other.name!r})", kind)
             else:
                 if family.kind != kind:
-                    self._refused["conflict"] += 1
+                    self._count_refusal(key_id, CONFLICT)
                     raise MetricConflict(name, "type", family.kind, kind)
                 if family.label_names != label_names:
-                    self._refused["conflict"] += 1
+                    self._count_refusal(key_id, CONFLICT)
                     raise MetricConflict(name, "labels", repr(list(family.label_names)), repr(list(label_names)))
             series = family.series.get(values) if family is not None else None
-            if series is None and self._series_count >= self.max_series:
-                self._refused["series_limit"] += 1
-                raise SeriesLimitReached(name, labels, self.max_series)
-            if family is None:
-                family = _Family(fam_name, kind, label_names)
-                self._families[fam_name] = family
-                for exposed in _exposed_names(fam_name, kind):
-                    self._owner_of_exposed[exposed] = fam_name
             if series is None:
-                series = _Series(values, bucket_counts=[0] * (len(DEFAULT_BUCKETS) + 1) if kind == "histogram" else [])
+                self._check_room(name, labels, key_id)
+                if family is None:
+                    family = _Family(fam_name, kind, label_names)
+                    self._families[fam_name] = family
+                    for exposed in _exposed_names(fam_name, kind):
+                        self._owner_of_exposed[exposed] = fam_name
+                series = _Series(values, key_id, now,
+                                 bucket_counts=[0] * (len(DEFAULT_BUCKETS) + 1) if kind == "histogram" else [])
                 family.series[values] = series
-                self._series_count += 1
+                self._by_age[(fam_name, values)] = series
+                self._owned[key_id] = self._owned.get(key_id, 0) + 1
             series.pending += 1
         return Admission(fam_name, values, kind)
 
@@ -168,6 +228,8 @@ class CustomMetrics:
             series = self._families[admission.family].series[admission.label_values]
             series.pending -= 1
             series.recorded = True
+            series.updated_at_s = self._clock()
+            self._by_age.move_to_end((admission.family, admission.label_values))
             if admission.kind == "gauge":
                 series.value = value
             elif admission.kind == "counter":
@@ -183,32 +245,84 @@ class CustomMetrics:
             series = family.series[admission.label_values]
             series.pending -= 1
             if series.pending == 0 and not series.recorded:
-                del family.series[admission.label_values]
-                self._series_count -= 1
-                if not family.series:
-                    del self._families[admission.family]
-                    for exposed in _exposed_names(family.name, family.kind):
-                        self._owner_of_exposed.pop(exposed, None)
+                self._drop(family, series)
+
+    # --- bookkeeping (the caller holds the lock) ----------------------------
+
+    def _check_room(self, name: str, labels: dict[str, str], key_id: str) -> None:
+        # The key's own quota first: when both are reached, that is the one its
+        # owner can act on, and series_limit then counts only keys the shared
+        # cap shut out (a sign the cap is too small for the keys in use).
+        if self.max_series_per_key is not None and self._owned.get(key_id, 0) >= self.max_series_per_key:
+            self._count_refusal(key_id, KEY_QUOTA)
+            raise KeyQuotaReached(name, labels, key_id, self.max_series_per_key)
+        if len(self._by_age) >= self.max_series:
+            self._count_refusal(key_id, SERIES_LIMIT)
+            raise SeriesLimitReached(name, labels, self.max_series)
+
+    def _count_refusal(self, key_id: str, reason: str) -> None:
+        self._refused[(key_id, reason)] = self._refused.get((key_id, reason), 0) + 1
+
+    def _expire(self, now: float) -> None:
+        """Drop the series not updated for series_ttl_s, oldest first."""
+        if self.series_ttl_s is None:
+            return
+        while self._by_age:
+            key, series = next(iter(self._by_age.items()))
+            if now - series.updated_at_s < self.series_ttl_s:
+                return
+            if series.pending:
+                # A sample for it is in flight, so it is in use, not abandoned (and
+                # record() must find it). Treated as updated now, which also moves
+                # the walk on: it ends at the latest on this series (ttl > 0).
+                series.updated_at_s = now
+                self._by_age.move_to_end(key)
+                continue
+            self._drop(self._families[key[0]], series)
+
+    def _drop(self, family: _Family, series: _Series) -> None:
+        """Forget a series and free its owner's slot; the family's names go with its last series."""
+        del family.series[series.label_values]
+        del self._by_age[(family.name, series.label_values)]
+        left = self._owned[series.owner] - 1
+        if left:
+            self._owned[series.owner] = left
+        else:
+            del self._owned[series.owner]
+        if not family.series:
+            del self._families[family.name]
+            for exposed in _exposed_names(family.name, family.kind):
+                self._owner_of_exposed.pop(exposed, None)
 
     # --- reading ----------------------------------------------------------
 
     @property
     def series_count(self) -> int:
-        return self._series_count
+        """Series held, reserved ones included (expired ones go at the next admit or collection)."""
+        return len(self._by_age)
 
-    def refused(self, reason: str) -> int:
-        return self._refused[reason]
+    def series_of(self, key_id: str) -> int:
+        """Series the key owns, reserved ones included."""
+        with self._lock:
+            return self._owned.get(key_id, 0)
+
+    def refused(self, reason: str, key_id: str | None = None) -> int:
+        """Refusals for `reason` of one key, or of all keys when `key_id` is None."""
+        with self._lock:
+            return sum(count for (key, why), count in self._refused.items()
+                       if why == reason and (key_id is None or key == key_id))
 
     def collector(self) -> Collector:
         return _Collector(self)
 
     def families(self) -> Iterator[Metric]:
         with self._lock:
+            self._expire(self._clock())
             snapshot = [(f.name, f.kind, f.label_names,
                          [(s.label_values, s.value, list(s.bucket_counts), s.total)
                           for s in f.series.values() if s.recorded])
                         for f in self._families.values()]
-            series_count = self._series_count
+            series_count = len(self._by_age)
             refused = dict(self._refused)
         for name, kind, label_names, samples in snapshot:
             if not samples:
@@ -217,10 +331,10 @@ class CustomMetrics:
         gauge = GaugeMetricFamily(SERIES_METRIC, "Distinct custom metric series held (including reserved ones)")
         gauge.add_metric([], series_count)
         yield gauge
-        counter = CounterMetricFamily(REFUSED_METRIC, "Custom metric samples refused, by reason",
-                                      labels=["reason"])
-        for reason, count in sorted(refused.items()):
-            counter.add_metric([reason], count)
+        counter = CounterMetricFamily(REFUSED_METRIC, "Custom metric samples refused, by API key and reason",
+                                      labels=list(REFUSED_LABELS))
+        for (key_id, reason), count in sorted(refused.items()):
+            counter.add_metric([key_id, reason], count)
         yield counter
 
 
@@ -258,4 +372,4 @@ class _Collector(Collector):
         # Only the fixed families: custom names are not known at registration, and
         # describing them would make the registry reject later, unrelated names.
         yield GaugeMetricFamily(SERIES_METRIC, "")
-        yield CounterMetricFamily(REFUSED_METRIC, "", labels=["reason"])
+        yield CounterMetricFamily(REFUSED_METRIC, "", labels=list(REFUSED_LABELS))

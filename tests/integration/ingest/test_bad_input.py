@@ -188,7 +188,7 @@ async def test_unknown_key_is_401(module_api: Api, token: str) -> None:
     response = await module_api.client.post(
         "/v1/events", json=[share()], headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
-    assert "unknown or revoked" in response.json()["error"]
+    assert "unknown, revoked or expired" in response.json()["error"]
     await assert_nothing_written_and_healthy(module_api)
 
 

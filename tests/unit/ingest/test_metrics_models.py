@@ -65,10 +65,11 @@ def test_metric_timestamp_forms(ts: Any) -> None:
         ({"name": "m", "value": -1, "type": "counter"}, "value", "increment"),
         ({"name": "m", "value": 1, "labels": {"bad-name": "x"}}, "labels", "bad-name"),
         ({"name": "m", "value": 1, "labels": {"__name__": "x"}}, "labels", "reserved"),
-        ({"name": "m", "value": 1, "labels": {"l" * 129: "x"}}, "labels", "at most 128"),
+        ({"name": "m" * 129, "value": 1}, "name", "at most 128"),
+        ({"name": "m", "value": 1, "labels": {"l" * 65: "x"}}, "labels", "at most 64"),
         ({"name": "m", "value": 1, "labels": {"a": 1}}, "labels.a", "string"),
-        ({"name": "m", "value": 1, "labels": {"a": "x" * 1025}}, "labels.a", "1024"),
-        ({"name": "m", "value": 1, "labels": {f"l{i}": "v" for i in range(33)}}, "labels", "at most 32"),
+        ({"name": "m", "value": 1, "labels": {"a": "x" * 129}}, "labels.a", "at most 128"),
+        ({"name": "m", "value": 1, "labels": {f"l{i}": "v" for i in range(9)}}, "labels", "at most 8"),
         ({"name": "m", "value": 1, "type": "histogram", "labels": {"le": "1"}}, "labels", "le"),
         ({"name": "m", "value": 1, "timestamp": "2026-01-01T00:00:00"}, "timestamp", "offset"),
         ({"name": "m", "value": 1, "timestamp": 10}, "timestamp", "2009"),
@@ -80,6 +81,13 @@ def test_metric_timestamp_forms(ts: Any) -> None:
 def test_metric_errors_name_the_field(body: dict[str, Any], field: str, fragment: str) -> None:
     found = errors(MetricIn, body)
     assert any(loc == field and fragment.lower() in msg.lower() for loc, msg in found), found
+
+
+def test_metric_bounds_are_inclusive() -> None:
+    # The largest sample allowed: it bounds what one series costs on /metrics.
+    labels = {f"l{i}".ljust(64, "x"): "v" * 128 for i in range(8)}
+    body = MetricIn.model_validate_json(orjson.dumps({"name": "m" * 128, "value": 1, "labels": labels}))
+    assert (len(body.name), len(body.labels)) == (128, 8)
 
 
 def test_metric_timestamp_far_in_the_future_is_refused() -> None:
