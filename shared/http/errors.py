@@ -7,6 +7,7 @@ cannot be reached answers 503 with Retry-After, wherever the query was.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -28,7 +29,12 @@ class OrjsonResponse(JSONResponse):
     """JSON rendered by orjson (FastAPI deprecates its own OrjsonResponse)."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:
+            # A lone surrogate a client sent, echoed in an error's field or message, is
+            # not UTF-8; the standard encoder writes it as its \u escape instead of a 500.
+            return json.dumps(content, ensure_ascii=True, default=str).encode("ascii")
 
 
 class ApiError(Exception):

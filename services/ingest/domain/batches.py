@@ -65,6 +65,12 @@ def _non_finite_float(text: str) -> float | _NonFinite:
     return value if math.isfinite(value) else _NonFinite(text)
 
 
+def _key_text(key: str) -> str:
+    # Python's json decodes "\ud800" in a key to a lone surrogate, which has no UTF-8
+    # form: the 422 naming the field could not be encoded (a 500). Shown as the escape.
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _walk(root: Any) -> list[tuple[str, str]]:
     """(dotted path, literal) of every stand-in under `root`; iterative, as bodies may nest deeply."""
     found: list[tuple[str, str]] = []
@@ -74,7 +80,7 @@ def _walk(root: Any) -> list[tuple[str, str]]:
         if isinstance(value, _NonFinite):
             found.append((".".join(path), value.literal))
         elif isinstance(value, dict):
-            stack.extend((item, (*path, str(key))) for key, item in reversed(value.items()))
+            stack.extend((item, (*path, _key_text(key))) for key, item in reversed(value.items()))
         elif isinstance(value, list):
             stack.extend((item, (*path, str(i))) for i, item in reversed(list(enumerate(value))))
     return found

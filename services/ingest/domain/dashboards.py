@@ -13,12 +13,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
 import orjson
+
+from services.ingest.domain.text import unstorable
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ class ConfigTooLarge(DashboardError):
 
 
 class ConfigNotStorable(DashboardError):
-    """JSON that parsed but cannot be stored as jsonb (an integer beyond 64 bits, nesting deeper than 255)."""
+    """JSON that parsed but cannot be stored as jsonb as it is: a string holding NUL or a lone
+    surrogate, NaN or Infinity, an integer beyond 64 bits, nesting deeper than 255."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -80,31 +84,42 @@ def write_access(dashboard: Dashboard, key_id: str) -> Access:
     return Access.FORBIDDEN if dashboard.is_public else Access.NOT_FOUND
 
 
-def has_nul(value: Any) -> bool:
-    """Whether any string (key or value) in a JSON document holds U+0000, which jsonb cannot store."""
+def unstorable_json(value: Any) -> str | None:
+    """Why a parsed JSON document cannot be stored as it is (a message for the client), or None.
+
+    Any string, key or value, at any depth, holding U+0000 (jsonb cannot) or a
+    lone surrogate (no UTF-8 encoder can); any NaN or Infinity, which Python's
+    `json` parses but JSON has no spelling for (orjson would write null, silently
+    changing the document). Iterative, so nesting depth costs no recursion.
+    """
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                return True
+            problem = unstorable(item)
+            if problem is not None:
+                return f"strings {problem}"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "numbers must be finite: JSON has no NaN or Infinity"
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return False
+    return None
 
 
 def config_size_bytes(config: dict[str, Any]) -> int:
     """Size as compact JSON: what is stored, independent of the client's whitespace."""
+    problem = unstorable_json(config)
+    if problem is not None:
+        raise ConfigNotStorable(problem)
     try:
         encoded = orjson.dumps(config)
     except orjson.JSONEncodeError as exc:
         # The same encoder writes the jsonb column, so what it refuses here would fail there.
         raise ConfigNotStorable(str(exc)) from None
-    if has_nul(config):
-        raise ConfigNotStorable("strings must not contain the NUL character (U+0000)")
     return len(encoded)
 
 

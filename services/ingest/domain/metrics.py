@@ -33,22 +33,23 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.events import NAME_PATTERN, Name, NonNegative, Positive, Timestamp
+from services.ingest.domain.text import unstorable
+from shared.events import MINER_PATTERN, NAME_PATTERN, Name, NonNegative, Positive, Timestamp
 
 # Prometheus' data model (https://prometheus.io/docs/concepts/data_model/).
 METRIC_NAME_PATTERN: Final = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
 LABEL_NAME_PATTERN: Final = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 _LABEL_NAME: Final = re.compile(LABEL_NAME_PATTERN)
-MAX_METRIC_NAME_CHARS: Final = 200
-MAX_LABELS: Final = 32
-MAX_LABEL_NAME_CHARS: Final = 128
-MAX_LABEL_VALUE_CHARS: Final = 1024
+MAX_METRIC_NAME_CHARS: Final = 128
+MAX_LABELS: Final = 8
+MAX_LABEL_NAME_CHARS: Final = 64
+MAX_LABEL_VALUE_CHARS: Final = 128
 # Names the service's own metrics use; a custom metric there could shadow them on /metrics.
 RESERVED_NAME_PREFIXES: Final = ("chimera_", "ingest_", "process_", "python_")
 
-# shared.events.MINER_PATTERN spelt without \p{Cc} (exactly U+0000-001F and U+007F-009F), which
-# OpenAPI tools that generate examples (schemathesis) cannot handle; the same strings match.
-MINER_PARAM_PATTERN: Final = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
+# The event contract's miner rule itself (printable ASCII '!' to '~'), for path parameters
+# and bodies alike: plain enough for OpenAPI tools that generate examples (schemathesis).
+MINER_PARAM_PATTERN: Final = MINER_PATTERN
 MinerId = Annotated[str, Field(min_length=1, max_length=128, pattern=MINER_PARAM_PATTERN)]
 
 MetricType = Literal["gauge", "counter", "histogram"]
@@ -74,18 +75,21 @@ def _check_labels(labels: dict[str, str]) -> dict[str, str]:
     return labels
 
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL text and jsonb cannot hold U+0000: refused here, or the sample
-    # would be acknowledged and then fail to store.
-    if "\x00" in value:
-        raise PydanticCustomError("nul_character", "must not contain the NUL character (U+0000)")
+def _storable(value: str) -> str:
+    # NUL (PostgreSQL cannot hold it) and lone surrogates (no UTF-8 encoder can write
+    # them; JSON's "\ud800" decodes to one): refused here, or the sample would be
+    # acknowledged and then fail to encode or store (domain/text.py).
+    problem = unstorable(value)
+    if problem is not None:
+        raise PydanticCustomError("unstorable_text", problem)
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
+Text = Annotated[str, AfterValidator(_storable)]
 
 Labels = Annotated[
-    dict[str, Annotated[Text, Field(max_length=MAX_LABEL_VALUE_CHARS)]],
+    # Text keys too: checked before _check_labels, whose messages quote the name.
+    dict[Text, Annotated[Text, Field(max_length=MAX_LABEL_VALUE_CHARS)]],
     AfterValidator(_check_labels),
     Field(description=f"Label name -> value (at most {MAX_LABELS}); names match [a-zA-Z_][a-zA-Z0-9_]*."),
 ]
