@@ -66,6 +66,7 @@ from services.aggregator.domain.windows import DEFAULT_MULTIPLIER, WINDOWS, hash
 from services.aggregator.results import PipelineStats
 from services.aggregator.telemetry import AggregatorTelemetry, PipelineCounters
 from shared.db.errors import DATABASE_ERRORS
+from shared.http.headers import SecurityHeaders
 
 __all__ = ["MetricsExporter"]
 
@@ -164,7 +165,11 @@ class MetricsExporter:
         await self._http.stop()
 
     def app(self) -> FastAPI:
-        app = FastAPI(title="Chimera aggregator", docs_url=None, redoc_url=None, openapi_url=None)
+        # No slash redirects (their Location comes from the client's Host header), and the
+        # same response headers as the public API.
+        app = FastAPI(title="Chimera aggregator", docs_url=None, redoc_url=None, openapi_url=None,
+                      redirect_slashes=False)
+        app.add_middleware(SecurityHeaders)
 
         @app.get("/metrics")
         async def metrics() -> Response:  # async: the collector reads the models on the loop's thread

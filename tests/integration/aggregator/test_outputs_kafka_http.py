@@ -111,6 +111,10 @@ async def test_metrics_over_http_with_performance_and_blocks_from_postgres(
             text = response.text
             assert (await client.get("/healthz")).json() == {"status": "ok"}
             assert (await client.get("/readyz")).json() == {"status": "ready"}
+            # The public API's rules here too: the same headers, no redirect built from Host.
+            assert response.headers["x-content-type-options"] == "nosniff"
+            slashed = await client.get("/metrics/", headers={"Host": "attacker.example"})
+            assert slashed.status_code == 404 and "location" not in slashed.headers
     finally:
         await exporter.stop()
         await exporter.stop()
