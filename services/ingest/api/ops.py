@@ -20,7 +20,8 @@ from pydantic import BaseModel
 
 from services.ingest.api.common_params import container as container_of
 from shared.db.errors import DATABASE_ERRORS
-from shared.http.guard import guarded_router
+from shared.http.errors import install_error_handlers
+from shared.http.guard import guarded_router, include_guarded
 from shared.http.headers import SecurityHeaders
 
 router = guarded_router(tags=["operations"])
@@ -107,6 +108,7 @@ def metrics_app(public: FastAPI) -> FastAPI:
     """/metrics alone, for a listener of its own; reads the public app's container (built by its lifespan)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state = public.state  # the same container, limits and gate: one service, two ports
-    app.include_router(exposition_router)
+    install_error_handlers(app)
+    include_guarded(app, exposition_router)
     app.add_middleware(SecurityHeaders)
     return app
