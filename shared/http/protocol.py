@@ -259,11 +259,3 @@ def guarded_protocol(limits: ConnectionLimits) -> type[GuardedH11Protocol]:
     BoundGuardedH11Protocol.limits = limits
     return BoundGuardedH11Protocol
 
-
-def protocol_options(
-    *, header_timeout_s: float, max_connections_per_client: int
-) -> tuple[dict[str, Any], ConnectionLimits]:
-    """The `uvicorn.Config` keyword arguments that install the guarded protocol, and the
-    limits object its connections share (for metrics)."""
-    limits = ConnectionLimits(header_timeout_s=header_timeout_s, max_connections_per_client=max_connections_per_client)
-    return {"http": guarded_protocol(limits)}, limits

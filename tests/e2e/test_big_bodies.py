@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import LiveService
+from tests.integration.ingest.helpers import read_answer
 
 pytestmark = pytest.mark.e2e
 
@@ -35,18 +36,10 @@ def peak_rss_bytes(pid: int) -> int:
     raise AssertionError("no VmHWM in /proc status")
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> bytes:
-    received = b""
-    with contextlib.suppress(ConnectionError):
-        while chunk := await reader.read(65536):
-            received += chunk
-    return received
-
-
 async def send_big_body(port: int, path: str, token: str | None, *, declared: bool) -> int:
     """POST 100 MiB to `path` until the server answers; the answer's status."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    answer = asyncio.create_task(_read_answer(reader))
+    answer = asyncio.create_task(read_answer(reader))
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
     framing = f"Content-Length: {BODY_BYTES}\r\n" if declared else "Transfer-Encoding: chunked\r\n"
     head = f"POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n{framing}\r\n"

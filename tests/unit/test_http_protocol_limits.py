@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.http.protocol import ConnectionLimits, GuardedH11Protocol, guarded_protocol, protocol_options
+from shared.http.protocol import ConnectionLimits, GuardedH11Protocol, guarded_protocol
 
 pytestmark = pytest.mark.unit
 
@@ -92,9 +92,3 @@ def test_each_factory_call_binds_its_own_limits() -> None:
     assert second_class.limits is second
     assert issubclass(first_class, GuardedH11Protocol)
 
-
-def test_protocol_options_are_uvicorn_config_arguments() -> None:
-    options, counts = protocol_options(header_timeout_s=10.0, max_connections_per_client=64)
-    assert set(options) == {"http"}
-    assert options["http"].limits is counts
-    assert (counts.header_timeout_s, counts.max_connections_per_client) == (10.0, 64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import time
 from typing import Any
@@ -79,3 +81,13 @@ async def read_topics(
         return records
     finally:
         await consumer.stop()
+
+
+async def read_answer(reader: asyncio.StreamReader) -> bytes:
+    """Bytes as they come until the server closes: a reset after the answer keeps what came before it
+    (StreamReader.read() would raise and drop what it had buffered)."""
+    received = b""
+    with contextlib.suppress(ConnectionError):
+        while chunk := await reader.read(65536):
+            received += chunk
+    return received

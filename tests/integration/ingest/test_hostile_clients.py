@@ -13,7 +13,6 @@ import contextlib
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ from services.ingest.config import IngestSettings
 from shared.http.guard import BODY_LIMIT_EXTENSION
 from tests.conftest import Endpoints, own_schema, unique_name
 from tests.integration.ingest.conftest import Api, make_settings, serve
+from tests.integration.ingest.helpers import read_answer
 
 pytestmark = pytest.mark.integration
 
@@ -50,20 +50,10 @@ def _needs_key(operation: dict[str, Any]) -> bool:
     return {} not in operation.get("security", [{}])
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> bytes:
-    """Bytes as they come until the server closes: a reset after the answer keeps what came before it
-    (StreamReader.read() would raise and drop what it had buffered)."""
-    received = b""
-    with contextlib.suppress(ConnectionError):
-        while chunk := await reader.read(65536):
-            received += chunk
-    return received
-
-
 async def _raw_request(port: int, head: bytes, body_chunks: list[bytes], *, pause_s: float = 0.0) -> bytes:
     """Send a request by hand (the body maybe never finished); return what the server answers before closing."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    answer = asyncio.create_task(_read_answer(reader))
+    answer = asyncio.create_task(read_answer(reader))
     try:
         with contextlib.suppress(ConnectionError):
             writer.write(head)
