@@ -11,7 +11,7 @@ peak RSS is its own):
 (a) baseline: a bare aiokafka consumer that only decodes the records with orjson;
 (a2) the same consumer with the aggregator's decoding and contract checks only;
 (b) domain: the same consumer, bulk decoding and validation
-    (`services.aggregator.decoding.decode_records`, else `shared.events.decode_batch`)
+    (`services.aggregator.consume.decoding.decode_records`, else `shared.events.decode_batch`)
     and `PoolAggregate.ingest_shares` (one model per partition, no database),
     then the outputs' costs on that state: their `on_batch` bookkeeping, one
     snapshot tick (computed, sent to a null producer), the exporter's ranking
@@ -54,13 +54,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from run_state import drop_run_state  # noqa: E402  (this folder)
+
 from shared.db.migrate import migrate_database  # noqa: E402
 from shared.kafka.options import client_options  # noqa: E402
 from shared.kafka.producer import EventProducer, OutgoingRecord  # noqa: E402
 from shared.kafka.topics import Topic, ensure_topics, topic_name  # noqa: E402
 from shared.settings import ServiceSettings  # noqa: E402
-
-from run_state import drop_run_state  # noqa: E402  (this folder)
 
 FETCH = {"max_partition_fetch_bytes": 8 * 1024 * 1024, "fetch_max_bytes": 64 * 1024 * 1024}
 
@@ -153,7 +153,7 @@ async def phase_baseline(settings: ServiceSettings) -> dict[str, Any]:
 
 
 def _decoder() -> Any:
-    from services.aggregator.decoding import decode_records
+    from services.aggregator.consume.decoding import decode_records
 
     return lambda records: [e for e in decode_records(records).events if e is not None]
 
@@ -167,11 +167,11 @@ async def phase_decode(settings: ServiceSettings) -> dict[str, Any]:
 
 
 async def phase_domain(settings: ServiceSettings) -> dict[str, Any]:
-    from services.aggregator.adapters.exporter import MetricsExporter
-    from services.aggregator.adapters.outputs import BatchOutcome, PartitionOutcome
-    from services.aggregator.adapters.rollups import RollupJob
-    from services.aggregator.adapters.snapshots import SnapshotPublisher
+    from services.aggregator.consume.results import BatchResult, PartitionResult
     from services.aggregator.domain.model import PoolAggregate
+    from services.aggregator.outputs.exporter import MetricsExporter
+    from services.aggregator.outputs.rollups import RollupJob
+    from services.aggregator.outputs.snapshot_stream import SnapshotPublisher
 
     decode = _decoder()
     models: dict[int, PoolAggregate] = {}
@@ -199,7 +199,7 @@ async def phase_domain(settings: ServiceSettings) -> dict[str, Any]:
     rollups = RollupJob(None)  # type: ignore[arg-type]  # bookkeeping only: no pass runs
     began = time.perf_counter()
     for partition, result in results:
-        batch = BatchOutcome(partitions={partition: PartitionOutcome(models[partition], shares=result)},
+        batch = BatchResult(partitions={partition: PartitionResult(models[partition], shares=result)},
                              received={Topic.SHARES: result.received}, batch_size=result.received)
         for output in (snapshots, exporter, rollups):
             output.on_batch(batch)
@@ -236,7 +236,7 @@ async def phase_pipeline(settings: ServiceSettings, events: int, timeout_s: floa
     env = {**os.environ, "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
            "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
            "DATABASE_SCHEMA": settings.database_schema, "METRICS_PORT": str(port), "LOG_LEVEL": "WARNING",
-           "AGGREGATOR_OUTPUTS": "services.aggregator.adapters.outputs:build_outputs" if outputs else "",
+           "AGGREGATOR_OUTPUTS": "exporter,rollups,snapshots" if outputs else "",
            # its own consumer group per run: a second run re-reads everything
            "AGGREGATOR_GROUP_ID": f"bench-{'outputs' if outputs else 'bare'}"}
     topic = topic_name(settings, Topic.SHARES)

@@ -4,7 +4,7 @@ Environment names are the field names upper-cased (`AGGREGATOR_GROUP_ID`,
 `DEDUP_HORIZON_MS`...). Durations carry their unit in the name.
 """
 
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -12,6 +12,7 @@ from pydantic_settings import NoDecode
 from shared.settings import ServiceSettings
 
 Window = Literal["1m", "5m", "15m", "1h", "24h"]
+BUILTIN_OUTPUTS: Final = ("exporter", "rollups", "snapshots")
 
 
 class AggregatorSettings(ServiceSettings):
@@ -53,15 +54,14 @@ class AggregatorSettings(ServiceSettings):
     # Effort, luck and active counts refresh (also right after a batch with blocks).
     aggregator_maintenance_interval_s: float = Field(default=30.0, gt=0)
 
-    # Output factories "package.module:function" (comma-separated), each called with
-    # (settings, db pool) and returning an output or a list of them (see bootstrap.py).
-    # By default the snapshot stream, the Prometheus exporter and the roll-ups run;
-    # AGGREGATOR_OUTPUTS="" runs the bare pipeline.
-    aggregator_outputs: Annotated[tuple[str, ...], NoDecode] = (
-        "services.aggregator.adapters.outputs:build_outputs",
-    )
+    # What a durable batch feeds, comma-separated: the built-in outputs by name
+    # (BUILTIN_OUTPUTS: the Prometheus exporter, the roll-ups, the snapshot stream) and
+    # plugins as "package.module:function", each called with (settings, db pool) and
+    # returning an output or a list of them (see bootstrap.py). AGGREGATOR_OUTPUTS=""
+    # runs the bare pipeline.
+    aggregator_outputs: Annotated[tuple[str, ...], NoDecode] = BUILTIN_OUTPUTS
 
-    # --- outputs (adapters/outputs.py) -------------------------------------------------
+    # --- the built-in outputs (outputs/) -------------------------------------------------
     # Prometheus /metrics, /healthz, /readyz
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9101, ge=0, le=65535)  # 0: any free port (tests)
@@ -87,6 +87,15 @@ class AggregatorSettings(ServiceSettings):
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("aggregator_outputs")
+    @classmethod
+    def _known_outputs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if name not in BUILTIN_OUTPUTS and ":" not in name:
+                raise ValueError(f"{name!r} is neither a built-in output ({', '.join(BUILTIN_OUTPUTS)}) "
+                                 "nor a plugin 'package.module:function'")
         return value
 
     @model_validator(mode="after")

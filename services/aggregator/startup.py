@@ -18,12 +18,14 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka.errors import KafkaError
 
+from shared.backoff import Backoff
 from shared.db.errors import DATABASE_ERRORS
 from shared.kafka.options import KafkaClientError, is_retriable
 
+from .adapters.db import store_error
 from .bootstrap import Aggregator, bootstrap
 from .config import AggregatorSettings
-from .errors import AggregatorError, Backoff, store_error
+from .errors import AggregatorError
 
 __all__ = ["is_transient", "start_when_ready"]
 

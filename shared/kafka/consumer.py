@@ -18,7 +18,7 @@ instead of losing it. Consumers therefore see some records twice after a
 crash or a rebalance and must be idempotent (events carry `event_id` for that).
 
 Consumers that keep their positions elsewhere (the aggregator stores them in
-PostgreSQL with its figures) pass a rebalance `listener`, choose the
+PostgreSQL with its figures) start with a `Rebalance` handler, choose the
 `partition_assignment_strategy`, and move with `seek`/`pause`/`resume`;
 `commit_offsets` then only mirrors those positions for lag monitoring.
 """
@@ -26,7 +26,7 @@ PostgreSQL with its figures) pass a rebalance `listener`, choose the
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 from aiokafka import (
     AIOKafkaConsumer,
@@ -46,7 +46,40 @@ from shared.kafka.options import KafkaClientError, client_options, is_retriable
 from shared.kafka.topics import topic_name
 from shared.settings import ServiceSettings
 
+__all__ = [
+    "BatchConsumer",
+    "CommitError",
+    "ConsumeError",
+    "ConsumerStoppedError",
+    "Rebalance",
+    "Record",
+    "TopicPartition",
+    "commit_offsets",
+]
+
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+
+
+class Rebalance(Protocol):
+    """Told of the group's partition moves, inside the poll that makes them: a
+    revocation waits for the handler, so work in flight can finish first."""
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None: ...
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None: ...
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """aiokafka's listener class, handing the moves to a `Rebalance`."""
+
+    def __init__(self, handler: Rebalance) -> None:
+        self._handler = handler
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._handler.on_partitions_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._handler.on_partitions_assigned(set(assigned))
 
 
 class ConsumeError(KafkaClientError):
@@ -102,7 +135,6 @@ class BatchConsumer:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         max_poll_interval_ms: int = 300_000,
-        listener: ConsumerRebalanceListener | None = None,
         partition_assignment_strategy: Sequence[type[AbstractPartitionAssignor]] | None = None,
         max_partition_fetch_bytes: int = 1024 * 1024,
         fetch_max_bytes: int = 50 * 1024 * 1024,
@@ -121,15 +153,18 @@ class BatchConsumer:
         self._session_timeout_ms = session_timeout_ms
         self._heartbeat_interval_ms = heartbeat_interval_ms
         self._max_poll_interval_ms = max_poll_interval_ms
-        self._listener = listener
+        self._listener: _Listener | None = None
         self._assignors = tuple(partition_assignment_strategy or ())
         self._max_partition_fetch_bytes = max_partition_fetch_bytes
         self._fetch_max_bytes = fetch_max_bytes
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def start(self) -> None:
+    async def start(self, rebalance: Rebalance | None = None) -> None:
+        """Join the group; with `rebalance`, its handler hears of every partition move
+        (the first assignment included, before this returns)."""
         if self._consumer is not None:
             return
+        self._listener = _Listener(rebalance) if rebalance is not None else None
         extra: dict[str, Any] = {}
         if self._assignors:
             extra["partition_assignment_strategy"] = self._assignors

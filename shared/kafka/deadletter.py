@@ -7,7 +7,7 @@ inspected or replayed, and says why and where it came from in headers:
 - `x-source-topic`, `x-source-partition`, `x-source-offset`: ASCII text
 
 `decode_or_dead_letter` is the decode step of a consumer that reads record by
-record (the aggregator decodes in bulk: services/aggregator/decoding.py): valid events come
+record (the aggregator decodes in bulk: services/aggregator/consume/decoding.py): valid events come
 back, bad records are dead-lettered. It returns only after the dead letters
 are acknowledged, so committing the batch afterwards never loses a record.
 """

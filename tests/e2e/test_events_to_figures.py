@@ -18,8 +18,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.aggregator.adapters.exporter import MetricsExporter
 from services.aggregator.domain.windows import minute_weight
+from services.aggregator.outputs.exporter import MetricsExporter
 from shared.kafka.options import client_options
 from shared.kafka.topics import Topic, topic_name
 from tests.conftest import Endpoints
@@ -109,8 +109,7 @@ async def test_posted_events_become_the_contracts_figures_everywhere(
         async with running(settings) as service:
             await wait_caught_up(settings)
             stats = (await api.client.get("/api/pool/stats", headers=read)).json()
-            exporter = next(o for out in service.outputs for o in getattr(out, "outputs", [out])
-                            if isinstance(o, MetricsExporter))
+            exporter = next(o for o in service.outputs if isinstance(o, MetricsExporter))
             await exporter.refresh()
             async with httpx.AsyncClient() as client:
                 metrics = (await client.get(f"http://127.0.0.1:{exporter.port}/metrics")).text

@@ -21,7 +21,7 @@ import asyncpg
 
 from shared.background import cancel_and_wait, spawn
 
-from ..errors import db_connection
+from .db import db_connection
 
 __all__ = ["EffortRefresher"]
 
@@ -42,7 +42,7 @@ class EffortRefresher:
         self.failures = 0
         self.changed = 0  # blocks whose effort changed, in all
 
-    def start(self) -> None:
+    async def start(self) -> None:
         if self._task is None:
             self._task = spawn(self._loop(), "aggregator-effort")
 

@@ -9,19 +9,13 @@ moved under it lost the partition and must not write for it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Final
 
 import asyncpg
 
-__all__ = ["StoredPosition", "ensure"]
+from ..consume.ports import StoredPosition
 
-
-@dataclass(frozen=True, slots=True)
-class StoredPosition:
-    next_offset: int
-    last_record_ts_ms: int | None
-    watermark_ms: int | None
+__all__ = ["ensure"]
 
 
 _ENSURE: Final = """

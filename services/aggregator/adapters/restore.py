@@ -14,18 +14,17 @@ differently, and the row knows where its events came from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import asyncpg
 
+from ..consume.ports import StoredPartition
+from ..consume.writes import WorkerStatusRow
 from ..domain.blocks import BlockRecord
-from ..domain.minutes import MINUTE_MS, MinuteStats, WorkerMinuteKey, difficulty_units
-from ..errors import db_connection
-from ..rows import WorkerStatusRow
+from ..domain.minutes import MINUTE_MS, MinuteStats, difficulty_units
 
-__all__ = ["RestoreData", "load_restore"]
+__all__ = ["load_restore"]
 
 _MS: Final = "(extract(epoch FROM {}) * 1000)::bigint"
 
@@ -58,13 +57,6 @@ ORDER BY found_at DESC, hash DESC LIMIT $2
 """
 
 
-@dataclass(slots=True)
-class RestoreData:
-    workers: list[WorkerStatusRow] = field(default_factory=list)
-    minutes: dict[WorkerMinuteKey, MinuteStats] = field(default_factory=dict)
-    blocks: list[BlockRecord] = field(default_factory=list)  # oldest first, as stored
-
-
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -73,38 +65,35 @@ def _ts(ms: int) -> datetime:
 
 
 async def load_restore(
-    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
     partition: int,
     *,
     watermark_ms: int,
     history_minutes: int,
     max_blocks: int,
-    timeout_s: float,
-) -> RestoreData:
-    """Raises StoreError (retriable for connection trouble)."""
-    out = RestoreData()
+) -> StoredPartition:
+    """Everything but the dedup journals (id_journal.py)."""
+    out = StoredPartition()
     last_minute = watermark_ms - watermark_ms % MINUTE_MS
-    async with db_connection(pool, "restoring partition state", timeout_s=timeout_s,
-                             partitions=(partition,)) as conn:
-        for r in await conn.fetch(_WORKERS, partition):
-            nodes = {n: (int(v[0]), bool(v[1])) for n, v in (r["connections"] or {}).items()}
-            out.workers.append(WorkerStatusRow(
-                r["pool"], r["miner"], r["worker"], r["last_ms"], r["offline_ms"], r["connected"],
-                r["connected_ms"], nodes, partition,
-            ))
-        if watermark_ms > 0 and out.workers:
-            rows = await conn.fetch(
-                _MINUTES, partition,
-                _ts(last_minute - history_minutes * MINUTE_MS),
-                _ts(last_minute - 60 * MINUTE_MS),
-                _ts(watermark_ms),
+    for r in await conn.fetch(_WORKERS, partition):
+        nodes = {n: (int(v[0]), bool(v[1])) for n, v in (r["connections"] or {}).items()}
+        out.workers.append(WorkerStatusRow(
+            r["pool"], r["miner"], r["worker"], r["last_ms"], r["offline_ms"], r["connected"],
+            r["connected_ms"], nodes, partition,
+        ))
+    if watermark_ms > 0 and out.workers:
+        rows = await conn.fetch(
+            _MINUTES, partition,
+            _ts(last_minute - history_minutes * MINUTE_MS),
+            _ts(last_minute - 60 * MINUTE_MS),
+            _ts(watermark_ms),
+        )
+        for r in rows:
+            out.minutes[(r["pool"], r["miner"], r["worker"], r["bucket_ms"])] = MinuteStats(
+                r["accepted"], r["rejected"], r["stale"], difficulty_units(r["difficulty"]),
+                r["best"], r["last_ms"] or 0,
             )
-            for r in rows:
-                out.minutes[(r["pool"], r["miner"], r["worker"], r["bucket_ms"])] = MinuteStats(
-                    r["accepted"], r["rejected"], r["stale"], difficulty_units(r["difficulty"]),
-                    r["best"], r["last_ms"] or 0,
-                )
-        if max_blocks > 0:
-            rows = await conn.fetch(_BLOCKS, partition, max_blocks)
-            out.blocks = [BlockRecord(**dict(r)) for r in reversed(rows)]
+    if max_blocks > 0:
+        rows = await conn.fetch(_BLOCKS, partition, max_blocks)
+        out.blocks = [BlockRecord(**dict(r)) for r in reversed(rows)]
     return out

@@ -20,15 +20,14 @@ writer).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Final
 
 import asyncpg
 
-from ..domain.dedup import IdJournal
-from ..errors import db_connection
-from ..rows import (
-    PartitionWrite,
+from ..consume.ports import StoredPartition, StoredPosition, WriteOutcome
+from ..consume.writes import PartitionWrite
+from . import offsets
+from .columns import (
     block_columns,
     claim_columns,
     merge_writes,
@@ -37,36 +36,28 @@ from ..rows import (
     pool_columns,
     worker_columns,
 )
-from . import offsets
+from .db import db_connection
 from .id_journal import DELETE_SQL, INSERT_SQL, journal_columns, load_journals
-from .offsets import StoredPosition
+from .restore import load_restore
 
-__all__ = ["AggregatorStore", "WriteOutcome"]
+__all__ = ["AggregatorStore"]
 
 # The whole batch in one statement (migration 0006): one round trip, one transaction.
 _WRITE: Final = f"SELECT chimera_aggregator_write({', '.join(f'${i}' for i in range(1, 49))})"  # 48 arguments
 
 
-@dataclass(slots=True)
-class WriteOutcome:
-    committed: list[int] = field(default_factory=list)  # partitions written
-    stale: list[int] = field(default_factory=list)  # partitions another member moved on
-    rows: dict[str, int] = field(default_factory=dict)  # rows upserted per table
-
-
 class AggregatorStore:
-    """The aggregator's batch writes and offset bookkeeping over an asyncpg pool."""
+    """The batch path's `BatchStore` (consume/ports.py) over an asyncpg pool."""
 
     def __init__(self, pool: asyncpg.Pool, group: str, *, timeout_s: float = 30.0,
-                 dedup_horizon_ms: int = 10 * 60_000) -> None:
+                 dedup_horizon_ms: int = 10 * 60_000, restore_minutes: int = 24 * 60,
+                 restore_blocks: int = 4096) -> None:
         self._pool = pool
         self.group = group
         self._timeout_s = timeout_s
         self._horizon_ms = dedup_horizon_ms
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self._pool
+        self._restore_minutes = restore_minutes
+        self._restore_blocks = restore_blocks
 
     async def write(self, writes: Sequence[PartitionWrite]) -> WriteOutcome:
         """One transaction for the whole batch; raises StoreError (nothing written) on failure.
@@ -109,8 +100,12 @@ class AggregatorStore:
                                  partitions=partitions) as conn:
             return await offsets.ensure(conn, self.group, starts)
 
-    async def load_id_journals(self, partition: int) -> dict[str, list[IdJournal]]:
-        """The partition's dedup journals of the last horizon (see id_journal.py)."""
-        async with db_connection(self._pool, "reading dedup journals", timeout_s=self._timeout_s,
+    async def load_partition(self, partition: int, watermark_ms: int) -> StoredPartition:
+        """The rows, blocks and liveness of the partition (restore.py) and its dedup
+        journals of the last horizon (id_journal.py)."""
+        async with db_connection(self._pool, "restoring partition state", timeout_s=self._timeout_s,
                                  partitions=(partition,)) as conn:
-            return await load_journals(conn, self.group, partition, self._horizon_ms)
+            data = await load_restore(conn, partition, watermark_ms=watermark_ms,
+                                      history_minutes=self._restore_minutes, max_blocks=self._restore_blocks)
+            data.journals = await load_journals(conn, self.group, partition, self._horizon_ms)
+        return data

@@ -23,9 +23,9 @@ from typing import Any, TypeAlias
 
 from .accumulator import WindowAccumulator, WindowTotals
 from .blocks import LUCK_WINDOWS
+from .figures import window_figures
 from .minutes import MINUTE_MS, WorkerKey
 from .model import PoolAggregate
-from .snapshot import build_snapshot
 from .windows import DEFAULT_MULTIPLIER
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
     "liveness_time_ms",
     "miner_figures",
     "pool_activity",
-    "pool_figures",
+    "pool_figures_from_models",
     "pools_of",
     "sum_totals",
     "worker_figures",
@@ -83,8 +83,8 @@ def _totals_of(acc: WindowAccumulator[Any], keys: Sequence[Any]) -> Callable[[in
 
 
 def worker_figures(model: PoolAggregate, key: WorkerKey, as_of_ms: int, live_at_ms: int) -> dict[str, Any]:
-    """`build_snapshot` figures of one worker (without its identity keys)."""
-    figures = model.worker_snapshot(key, as_of_ms)
+    """`window_figures` of one worker (without its identity keys)."""
+    figures = model.worker_figures(key, as_of_ms)
     for name in _IDENTITY:
         figures.pop(name, None)
     figures["online"] = model.liveness.is_online(key, live_at_ms)
@@ -100,7 +100,7 @@ def miner_figures(
     liveness = model.liveness
     online = sum(1 for k in keys if liveness.is_online(k, live_at_ms))
     last = [ms for ms in (liveness.last_share_ms(k) for k in keys) if ms is not None]
-    return build_snapshot(
+    return window_figures(
         sum_totals(_totals_of(model.workers, keys), as_of_ms),
         multiplier=model.multiplier,
         online=online > 0,
@@ -128,7 +128,7 @@ def pool_activity(models: Iterable[tuple[PoolAggregate, int]]) -> PoolActivity:
     return {pool: (len(miners[pool]), n) for pool, n in workers.items()}
 
 
-def pool_figures(
+def pool_figures_from_models(
     pool: str, models: Sequence[PoolAggregate], as_of_ms: int, activity: Mapping[str, tuple[int, int]]
 ) -> dict[str, Any]:
     """Figures of one pool summed over the models holding it, plus `active_miners`,
@@ -137,14 +137,14 @@ def pool_figures(
     Round effort and luck need all of the pool's shares in one ledger: they are
     given when a single model holds the pool, else None (not a wrong number).
     (The snapshot publisher reads pool figures from the database when it can:
-    adapters/pool_figures.py; this is its fallback without one.)"""
+    outputs/pool_queries.py; this is its fallback without one.)"""
     holders = [m for m in models if pool in m.pools or m.ledger.blocks_found(pool)]
     with_shares = [m for m in holders if pool in m.pools]
     multiplier = next((m.multiplier for m in (*holders, *models)), DEFAULT_MULTIPLIER)
     totals = sum_totals(lambda as_of: [m.pools.totals(pool, as_of) for m in with_shares], as_of_ms)
     single = holders[0] if len(holders) == 1 else None
     miners, workers = activity.get(pool, (0, 0))
-    return build_snapshot(
+    return window_figures(
         totals,
         multiplier=multiplier,
         extra={

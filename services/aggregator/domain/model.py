@@ -21,9 +21,10 @@ from typing import Any
 
 from shared.events import BlockEvent, MinerEvent
 
-from .accumulator import WindowAccumulator, WindowTotals
-from .blocks import LUCK_WINDOWS, BlockLedger, BlockUpdate, fold_round_seconds
+from .accumulator import WindowAccumulator
+from .blocks import BlockLedger, BlockUpdate, fold_round_seconds
 from .dedup import EventIds
+from .figures import window_figures
 from .lateness import MAX_LATENESS_MS, classify_lateness
 from .liveness import Liveness
 from .minutes import (
@@ -36,7 +37,6 @@ from .minutes import (
     roll_up_pools,
 )
 from .share import Share
-from .snapshot import build_snapshot
 from .windows import DEFAULT_MULTIPLIER
 
 __all__ = ["BlockBatchResult", "PoolAggregate", "ShareBatchResult"]
@@ -186,46 +186,15 @@ class PoolAggregate:
     def miners(self, pool: str | None = None) -> Iterator[tuple[str, str]]:
         return (k for k in self._miner_workers if pool is None or k[0] == pool)
 
-    def worker_snapshot(self, key: WorkerKey, as_of_ms: int) -> dict[str, Any]:
+    def worker_figures(self, key: WorkerKey, as_of_ms: int) -> dict[str, Any]:
         totals = self.workers.totals(key, as_of_ms)
-        return build_snapshot(
+        return window_figures(
             totals,
             multiplier=self.multiplier,
             online=self.liveness.is_online(key, as_of_ms),
             last_share_at_ms=self.liveness.last_share_ms(key),
             share_difficulty=self._assigned_difficulty.get(key),
             extra={"pool": key[0], "miner": key[1], "worker": key[2]},
-        )
-
-    def miner_snapshot(self, pool: str, miner: str, as_of_ms: int) -> dict[str, Any]:
-        names = self._miner_workers.get((pool, miner), [])
-        workers = [self.worker_snapshot((pool, miner, w), as_of_ms) for w in names]
-        total = WindowTotals.empty(as_of_ms)
-        for w in names:
-            total = total + self.workers.totals((pool, miner, w), as_of_ms)
-        last = [w["last_share_at_ms"] for w in workers if w["last_share_at_ms"] is not None]
-        return build_snapshot(
-            total,
-            multiplier=self.multiplier,
-            online=any(w["online"] for w in workers),
-            last_share_at_ms=max(last) if last else None,
-            extra={"pool": pool, "miner": miner, "workers": workers},
-        )
-
-    def pool_snapshot(self, pool: str, as_of_ms: int) -> dict[str, Any]:
-        ledger = self.ledger
-        luck = {str(n): ledger.luck(pool, n).luck for n in LUCK_WINDOWS}
-        return build_snapshot(
-            self.pools.totals(pool, as_of_ms),
-            multiplier=self.multiplier,
-            extra={
-                "pool": pool,
-                "active_workers": self.liveness.active_workers(as_of_ms, pool),
-                "active_miners": self.liveness.active_miners(as_of_ms, pool),
-                "blocks_found": ledger.blocks_found(pool),
-                "round_effort": ledger.current_effort(pool),
-                "luck": luck,
-            },
         )
 
     def prune(self, as_of_ms: int) -> None:

@@ -9,9 +9,5 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
-
-
-
-
 def utc_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)

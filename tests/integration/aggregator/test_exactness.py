@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.aggregator.adapters.pool_figures import load_pool_figures
+from services.aggregator.outputs.pool_queries import load_pool_figures
 from shared.db import connect
 from shared.db.pool import create_pool
 
@@ -32,7 +32,7 @@ async def test_every_minute_row_equals_the_recount(agg_settings) -> None:  # typ
     async with running(agg_settings) as service:
         await wait_caught_up(agg_settings)
         # Every block's effort, however old (the periodic pass looks back 25 h of wall clock).
-        await service.pipeline.effort.refresh(since=datetime(2009, 1, 1, tzinfo=UTC))
+        await service.effort.refresh(since=datetime(2009, 1, 1, tzinfo=UTC))
     await assert_figures(agg_settings, truth)
     stats = service.stats  # complete once stopped: the last batch's result comes after its commit
     assert stats.too_late == truth.too_late

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from services.aggregator.adapters.store import AggregatorStore
+from services.aggregator.consume.writes import OffsetMove, PartitionWrite
 from services.aggregator.domain.minutes import MinuteStats
-from services.aggregator.rows import OffsetMove, PartitionWrite
 from shared.db import connect
 from shared.db.pool import create_pool
 from shared.kafka.topics import topic_name

@@ -14,18 +14,19 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.aggregator.adapters.exporter import MetricsExporter
-from services.aggregator.adapters.http_server import HttpServerStartError
-from services.aggregator.adapters.outputs import BatchOutcome, PartitionOutcome, build_outputs
+from services.aggregator.bootstrap import build_outputs
 from services.aggregator.config import AggregatorSettings
-from services.aggregator.adapters.snapshots import SnapshotPublisher
+from services.aggregator.consume.results import BatchResult, PartitionResult
 from services.aggregator.domain.model import PoolAggregate
+from services.aggregator.outputs.exporter import MetricsExporter
+from services.aggregator.outputs.http_server import HttpServerStartError
+from services.aggregator.outputs.snapshot_stream import SnapshotPublisher
 from shared.events import ShareEvent
 from shared.kafka.options import client_options
 from shared.kafka.topics import Topic, ensure_topics, topic_specs
+from shared.lifecycle import StartedParts
 from shared.settings import ServiceSettings
 from tests.integration.ingest.helpers import read_topics
-
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +38,8 @@ def shares_now(n: int, *, miners: int = 3) -> list[ShareEvent]:
         "worker": f"w{i % 2}", "difficulty": 4.0, "status": "accepted"}) for i in range(n)]
 
 
-def batch_of(model: PoolAggregate, shares: list[ShareEvent]) -> BatchOutcome:
-    return BatchOutcome(partitions={0: PartitionOutcome(model, shares=model.ingest_shares(shares))},
+def batch_of(model: PoolAggregate, shares: list[ShareEvent]) -> BatchResult:
+    return BatchResult(partitions={0: PartitionResult(model, shares=model.ingest_shares(shares))},
                         received={Topic.SHARES: len(shares)}, batch_size=len(shares))
 
 
@@ -151,21 +152,23 @@ async def test_build_outputs_starts_and_stops_all_three(
         "INSERT INTO pool_metrics (pool, ts, accepted, difficulty_accepted)"
         " VALUES ('main', date_trunc('minute', now()) - interval '2 minutes', 5, 5.0)")
     outputs = build_outputs(settings, migrated_pool)
-    await outputs.start()
+    parts = StartedParts()
+    await parts.start(outputs)
     try:
         model = PoolAggregate()
-        outputs.on_batch(batch_of(model, shares_now(5)))
-        exporter = outputs.outputs[0]
+        for output in outputs:
+            output.on_batch(batch_of(model, shares_now(5)))
+        exporter = outputs[0]
         assert isinstance(exporter, MetricsExporter)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{exporter.port}") as client:
             assert "pool_total_hashrate" in (await client.get("/metrics")).text
-        snapshots = outputs.outputs[2]
+        snapshots = outputs[2]
         assert isinstance(snapshots, SnapshotPublisher)
         for _ in range(100):  # the publisher's own task ticks every 50 ms
             if (await read_topics(topics, (Topic.SNAPSHOTS,))):
                 break
     finally:
-        await outputs.stop()
-        await outputs.stop()
+        await parts.stop()
+        await parts.stop()
     records = {r.key: orjson.loads(r.value) for r in await read_topics(topics, (Topic.SNAPSHOTS,))}
     assert records[b"pool:main"]["figures"]["shares"]["5m"] == 5

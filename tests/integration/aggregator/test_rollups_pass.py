@@ -9,10 +9,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.aggregator.adapters.outputs import BatchOutcome, PartitionOutcome
-from services.aggregator.adapters.rollups import ROLLUP_TABLES, RollupJob
+from services.aggregator.consume.results import BatchResult, PartitionResult
 from services.aggregator.domain.minutes import MinuteStats
 from services.aggregator.domain.model import PoolAggregate, ShareBatchResult
+from services.aggregator.outputs.rollups import ROLLUP_TABLES, RollupJob
 
 from .outputs_support import utc_ms
 
@@ -144,7 +144,7 @@ async def test_late_minute_changes_propagate(migrated_pool: asyncpg.Pool) -> Non
         " difficulty_accepted = miner_metrics.difficulty_accepted + 1000", utc_ms(late_ts))
     # ... and tells the outputs which minute it changed.
     result = ShareBatchResult(pool_deltas={("p1", late_ts): MinuteStats(accepted=1)})
-    rollups.on_batch(BatchOutcome(partitions={0: PartitionOutcome(PoolAggregate(), shares=result)}))
+    rollups.on_batch(BatchResult(partitions={0: PartitionResult(PoolAggregate(), shares=result)}))
     assert rollups.dirty_hours == {T0 - 3 * HOUR}
     report = await rollups.run_pass()  # a regular pass: dirty hour + current and previous hour only
     assert report.plan.hours == [(T0 - 3 * HOUR, T0 - 2 * HOUR), (T0 - HOUR, T0 + HOUR)]

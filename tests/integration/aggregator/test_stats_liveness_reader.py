@@ -9,7 +9,6 @@ import pytest
 
 from services.ingest.adapters.stats import StatsReader
 
-
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC)

@@ -233,7 +233,7 @@ async def test_miner_stats_online_from_worker_status(module_api: Api) -> None:
 
 
 async def test_history_resolution_from_range_or_step(module_api: Api) -> None:
-    from services.aggregator.adapters.rollups import RollupJob
+    from services.aggregator.outputs.rollups import RollupJob
 
     db, name = module_api.container.pool, "resolution-pool"
     m = await current_minute()

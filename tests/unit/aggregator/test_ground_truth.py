@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from services.aggregator.domain.export_figures import miner_figures, pool_activity, pool_figures_from_models
 from services.aggregator.domain.minutes import MinuteStats
 from services.aggregator.domain.model import PoolAggregate
 from services.aggregator.domain.table import MinuteTable
@@ -132,7 +133,7 @@ def test_model_equals_plain_recount(seed: int) -> None:
 
     as_of = model.watermark_ms
     for pool, miner, worker in WORKERS:
-        snap = model.worker_snapshot((pool, miner, worker), as_of)
+        snap = model.worker_figures((pool, miner, worker), as_of)
         mine = [e for e in counted if (e.pool, e.miner, e.worker) == (pool, miner, worker)]
         for name in WINDOWS:
             start, end = window_range(name, as_of)
@@ -144,9 +145,14 @@ def test_model_equals_plain_recount(seed: int) -> None:
             assert snap["shares"][name] == round(math.fsum(w for w, _ in accepted))
             assert snap["submitted"][name] == round(math.fsum(w for w, _ in inside))
         assert snap["last_share_at_ms"] == max(e.ts_ms for e in mine)
-    alice = model.miner_snapshot("main", "alice", as_of)
-    rigs = [w["hashrate"]["24h"] for w in alice["workers"]]
+    alice = miner_figures(model, "main", "alice", ["rig1", "rig2"], as_of, as_of)
+    rigs = [model.worker_figures(("main", "alice", w), as_of)["hashrate"]["24h"] for w in ("rig1", "rig2")]
+    assert alice["workers_total"] == 2
     assert alice["hashrate"]["24h"] == pytest.approx(sum(rigs), rel=1e-12)
+
+
+def pool_record(model: PoolAggregate, as_of_ms: int) -> dict[str, Any]:
+    return pool_figures_from_models("main", [model], as_of_ms, pool_activity([(model, as_of_ms)]))
 
 
 def test_blocks_and_connections_through_the_model() -> None:
@@ -164,14 +170,14 @@ def test_blocks_and_connections_through_the_model() -> None:
     assert result.pool_deltas == {("main", T0_MS): MinuteStats(blocks_found=1)}
     assert model.ledger.effort(block_hash(1)) == 1.0
     assert model.ingest_miner_events([miner_event(T0_MS + 11_000, "connected", worker="w2", difficulty=8.0)]) == 1
-    snap = model.pool_snapshot("main", T0_MS + 12_000)
+    snap = pool_record(model, T0_MS + 12_000)
     assert snap["active_workers"] == 2 and snap["active_miners"] == 1
     assert snap["blocks_found"] == 1 and snap["luck"]["64"] == 1.0
     assert snap["hashrate"]["1m"] == 0.0  # the minute is not complete yet
-    assert model.pool_snapshot("main", T0_MS + MIN)["hashrate"]["1m"] == 100.0 * 2**32 / 60
-    w2 = model.worker_snapshot(("main", "m1", "w2"), T0_MS + 12_000)
+    assert pool_record(model, T0_MS + MIN)["hashrate"]["1m"] == 100.0 * 2**32 / 60
+    w2 = model.worker_figures(("main", "m1", "w2"), T0_MS + 12_000)
     assert w2["online"] and w2["hashrate_upper"]["1m"] == pytest.approx(3.688879454 * 8.0 * 2**32 / 60)
     model.ingest_miner_events([miner_event(T0_MS + 13_000, "disconnected", worker="w2")])
-    assert model.pool_snapshot("main", T0_MS + 14_000)["active_workers"] == 1
+    assert pool_record(model, T0_MS + 14_000)["active_workers"] == 1
     model.prune(T0_MS + 30 * HOUR)
     assert list(model.miners()) == []

@@ -7,14 +7,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.aggregator.adapters.exporter import MetricsExporter
-from services.aggregator.adapters.outputs import (
-    BatchOutcome,
-    OutputSet,
-    PartitionOutcome,
-)
+from services.aggregator.consume.results import BatchResult, PartitionResult, PipelineStats
 from services.aggregator.domain.model import PoolAggregate
-from services.aggregator.results import PipelineStats
+from services.aggregator.outputs.exporter import MetricsExporter
 from shared.kafka.topics import Topic
 
 from .samples import MIN, T0_MS, block, block_hash, share
@@ -42,12 +37,12 @@ def exporter(**kwargs: Any) -> MetricsExporter:
     return MetricsExporter(db_pool=None, clock_ms=lambda: T0_MS + MIN + 1000, **kwargs)
 
 
-def outcome(model: PoolAggregate, partition: int = 0, **counts: Any) -> BatchOutcome:
+def outcome(model: PoolAggregate, partition: int = 0, **counts: Any) -> BatchResult:
     shares = [share(T0_MS + i * 100, miner=f"m{i % 5}", difficulty=float(1 + i % 5),
                     status="rejected" if i % 10 == 0 else "accepted") for i in range(500)]
     result = model.ingest_shares(shares)
     blocks = model.ingest_blocks([block(T0_MS + 5, block_hash(1), miner="m0")])
-    return BatchOutcome(partitions={partition: PartitionOutcome(model, shares=result, blocks=blocks)},
+    return BatchResult(partitions={partition: PartitionResult(model, shares=result, blocks=blocks)},
                         received={Topic.SHARES: 500, Topic.BLOCKS: 1}, batch_size=501, **counts)
 
 
@@ -98,7 +93,7 @@ async def test_service_metrics_from_batches() -> None:
         PoolAggregate(), duplicates={Topic.SHARES: 7}, dead_lettered={Topic.MINERS: 2}, late=3, too_late=4,
         event_lag_ms=[250, 1500], flush_duration_s=0.04, consumer_lag={(Topic.SHARES, 0): 12, (Topic.SHARES, 1): 0},
     ))
-    exp.on_batch(BatchOutcome(revoked=[1]))
+    exp.on_batch(BatchResult(revoked=[1]))
     metrics = samples(exp.render())
     events = {(l["topic"], l["status"]): v for l, v in metrics["chimera_aggregator_events_total"]}
     assert events == {("pool.shares", "processed"): 489.0, ("pool.shares", "duplicate"): 7.0,
@@ -115,10 +110,9 @@ async def test_service_metrics_from_batches() -> None:
     assert metrics["chimera_aggregator_consumer_lag_records"] == [({"topic": "pool.shares", "partition": "0"}, 12.0)]
 
 
-async def test_the_pipelines_own_totals_are_exported_through_the_output_set() -> None:
+async def test_the_pipelines_own_totals_are_exported_on_the_exporters_registry() -> None:
     stats = PipelineStats(store_failures=2, stale_partitions=1, takeovers=3, reuses=4, replayed=500)
-    exp = exporter()
-    OutputSet([exp]).observe_pipeline(stats)  # what bootstrap does for every output
+    exp = exporter(pipeline_stats=stats)  # what bootstrap hands the exporter
     stats.store_failures += 1  # read at scrape time: the current totals
     got = samples(exp.render())
     assert got["chimera_aggregator_store_failures_total"] == [({}, 3.0)]

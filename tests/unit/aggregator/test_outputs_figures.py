@@ -10,7 +10,7 @@ from services.aggregator.domain.export_figures import (
     liveness_time_ms,
     miner_figures,
     pool_activity,
-    pool_figures,
+    pool_figures_from_models,
     pools_of,
     sum_totals,
     worker_figures,
@@ -69,7 +69,7 @@ def test_pool_figures_add_up_across_models() -> None:
     assert pools_of([a, b]) == {"main"}
     activity = pool_activity([(a, as_of), (b, as_of)])
     assert activity == {"main": (2, 2)}
-    figures = pool_figures("main", [a, b], as_of, activity)
+    figures = pool_figures_from_models("main", [a, b], as_of, activity)
     assert figures["hashrate"]["1m"] == (60 * 1.0 + 120 * 2.0) * T32 / 60
     assert figures["shares"]["1m"] == 180
     assert (figures["active_miners"], figures["active_workers"]) == (2, 2)
@@ -77,7 +77,7 @@ def test_pool_figures_add_up_across_models() -> None:
     assert figures["round_effort"] is None and figures["luck"] == {"64": None, "128": None, "256": None}
     assert figures["as_of_ms"] == as_of
     # a pool nobody holds: empty figures, not an error
-    empty = pool_figures("other", [a, b], as_of, activity)
+    empty = pool_figures_from_models("other", [a, b], as_of, activity)
     assert empty["hashrate"]["1m"] == 0.0 and empty["active_workers"] == 0
 
 
@@ -85,11 +85,11 @@ def test_pool_effort_only_from_a_single_holder() -> None:
     a = model_of(*(share(T0_MS + i * 1000, difficulty=10.0) for i in range(30)))
     a.ingest_blocks([block(T0_MS + 40_000, block_hash(1), network_difficulty=100.0)])
     a.ingest_shares([share(T0_MS + 50_000, difficulty=25.0)])
-    figures = pool_figures("main", [a], T0_MS + MIN, {})
+    figures = pool_figures_from_models("main", [a], T0_MS + MIN, {})
     assert figures["blocks_found"] == 1
     assert figures["round_effort"] == a.ledger.current_effort("main")
     b = model_of(share(T0_MS, miner="zz"))
-    both = pool_figures("main", [a, b], T0_MS + MIN, {})
+    both = pool_figures_from_models("main", [a, b], T0_MS + MIN, {})
     assert both["blocks_found"] == 1 and both["round_effort"] is None
 
 

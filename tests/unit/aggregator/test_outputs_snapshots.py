@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
-from services.aggregator.adapters.outputs import BatchOutcome, PartitionOutcome
-from services.aggregator.adapters.snapshots import SnapshotPublisher, entity_key
+from services.aggregator.consume.results import BatchResult, PartitionResult
 from services.aggregator.domain.model import PoolAggregate
 from services.aggregator.errors import StoreError
+from services.aggregator.outputs.snapshot_stream import SnapshotPublisher, entity_key
 from shared.kafka.producer import ProduceError
 from shared.settings import ServiceSettings
 
@@ -58,7 +58,7 @@ def publisher(clock: Clock, **kwargs: Any) -> tuple[SnapshotPublisher, Recording
 
 def feed(pub: SnapshotPublisher, model: PoolAggregate, shares: list[Any], partition: int = 0) -> None:
     result = model.ingest_shares(shares)
-    pub.on_batch(BatchOutcome(partitions={partition: PartitionOutcome(model, shares=result)}))
+    pub.on_batch(BatchResult(partitions={partition: PartitionResult(model, shares=result)}))
 
 
 FARM = [share(T0_MS + i * 1000, miner=f"m{i % 2}", worker=f"w{i % 3}", difficulty=2.0) for i in range(60)]
@@ -125,7 +125,7 @@ async def test_liveness_changes_jump_the_queue() -> None:
     model = PoolAggregate()
     feed(pub, model, FARM)
     model.ingest_miner_events([miner_event(T0_MS + 59_000, "disconnected", miner="m1", worker="w2")])
-    pub.on_batch(BatchOutcome(partitions={0: PartitionOutcome(model, connections=[("main", "m1", "w2")])}))
+    pub.on_batch(BatchResult(partitions={0: PartitionResult(model, connections=[("main", "m1", "w2")])}))
     await pub.tick()
     records = producer.last()
     assert records[b"worker:main/m1/w2"]["figures"]["online"] is False  # first, despite 5 older changes
@@ -158,7 +158,7 @@ async def test_a_disconnect_is_published_at_once() -> None:
     feed(pub, model, [share(T0_MS + 1000)])
     await pub.tick()
     model.ingest_miner_events([miner_event(T0_MS + 2000, "disconnected")])
-    pub.on_batch(BatchOutcome(partitions={0: PartitionOutcome(model, connections=[("main", "m1", "w1")])}))
+    pub.on_batch(BatchResult(partitions={0: PartitionResult(model, connections=[("main", "m1", "w1")])}))
     await pub.tick()
     assert producer.last()[b"worker:main/m1/w1"]["figures"]["online"] is False
 
@@ -181,7 +181,7 @@ async def test_revoked_partitions_are_dropped() -> None:
     feed(pub, PoolAggregate(), [share(T0_MS, miner="b")], partition=1)
     await pub.tick()
     assert producer.last()[b"pool:main"]["figures"]["shares"]["1m"] == 2
-    pub.on_batch(BatchOutcome(revoked=[1]))
+    pub.on_batch(BatchResult(revoked=[1]))
     feed(pub, pub.models.models[0], [share(T0_MS + 1, miner="a")], partition=0)
     await pub.tick()
     assert producer.last()[b"pool:main"]["figures"]["shares"]["1m"] == 2  # a's two, b's gone
@@ -204,7 +204,7 @@ class StoredPoolFigures:
 async def test_pool_records_come_from_the_database_when_it_answers() -> None:
     clock = Clock(T0_MS + MIN + 5_000)
     stored = StoredPoolFigures()
-    pub, producer = publisher(clock, pool_figures=stored)
+    pub, producer = publisher(clock, load_pool_figures=stored)
     feed(pub, PoolAggregate(), FARM[:30])  # this process's own part of the pool
     report = await pub.tick()
     assert report.records["pool"] == 2  # every pool the database knows, not only those held here
@@ -218,7 +218,7 @@ async def test_pool_records_come_from_the_database_when_it_answers() -> None:
 async def test_no_pool_records_rather_than_a_part_of_a_pool_while_the_database_is_away() -> None:
     stored = StoredPoolFigures()
     stored.fail = True
-    pub, producer = publisher(Clock(T0_MS + MIN), pool_figures=stored)
+    pub, producer = publisher(Clock(T0_MS + MIN), load_pool_figures=stored)
     feed(pub, PoolAggregate(), FARM[:30])
     report = await pub.tick()
     assert report.records["pool"] == 0 and report.records["worker"] > 0  # workers are whole here

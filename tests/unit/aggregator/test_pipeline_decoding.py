@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.aggregator.decoding import decode_records, record_now_ms
+from services.aggregator.consume.decoding import decode_records, record_now_ms
 
 from .pipeline_samples import NOW_MS, record, share_json
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from services.aggregator.config import AggregatorSettings
-from services.aggregator.decoding import decode_records
+from services.aggregator.consume.decoding import decode_records
+from services.aggregator.consume.fold import fold_partition
+from services.aggregator.consume.takeover import new_model
+from services.aggregator.consume.writes import OffsetMove
 from services.aggregator.domain.minutes import MinuteStats
-from services.aggregator.fold import fold_partition
-from services.aggregator.rows import OffsetMove
-from services.aggregator.takeover import new_model
 
 from .pipeline_samples import NOW_MS, record, share_json
 from .samples import HOUR, MIN, T0_MS, block_hash
@@ -91,15 +91,15 @@ def test_restore_minutes_feeds_windows_and_liveness_not_dedup() -> None:
 
 
 def test_a_rebuilt_ledger_knows_its_blocks_and_a_later_status_counts_nothing_again() -> None:
-    from services.aggregator.adapters.restore import RestoreData
+    from services.aggregator.consume.ports import StoredPartition
+    from services.aggregator.consume.takeover import rebuild_model
+    from services.aggregator.consume.writes import WorkerStatusRow
     from services.aggregator.domain.blocks import BlockRecord
-    from services.aggregator.rows import WorkerStatusRow
-    from services.aggregator.takeover import rebuild_model
 
     row = BlockRecord("main", block_hash(7), 7, "m1", "w1", 50.0, None, "confirmed",
                       status_ts_ms=T0_MS + 5 * MIN, found_at_ms=T0_MS + 1_000)
     gone = WorkerStatusRow("main", "m1", "w2", None, T0_MS, False, T0_MS - MIN, {"n1": (T0_MS, False)}, 0)
-    data = RestoreData(workers=[gone], blocks=[row])
+    data = StoredPartition(workers=[gone], blocks=[row])
     model = rebuild_model(SETTINGS, data, watermark_ms=T0_MS + 10 * MIN)
     assert model.watermark_ms == T0_MS + 10 * MIN
     assert not model.liveness.is_online(("main", "m1", "w2"), T0_MS + 1)
@@ -114,8 +114,8 @@ def test_a_rebuilt_ledger_knows_its_blocks_and_a_later_status_counts_nothing_aga
 
 
 def test_a_new_owner_replays_the_journaled_ids_and_counts_a_retry_once() -> None:
-    from services.aggregator.adapters.restore import RestoreData
-    from services.aggregator.takeover import rebuild_model
+    from services.aggregator.consume.ports import StoredPartition
+    from services.aggregator.consume.takeover import rebuild_model
 
     old = new_model(SETTINGS)
     first = fold_partition(old, 0, _items([record(share_json(T0_MS, event_id="seen"))]), {"pool.shares": 0})
@@ -123,7 +123,7 @@ def test_a_new_owner_replays_the_journaled_ids_and_counts_a_retry_once() -> None
     assert sorted(journals) == ["share"] and len(journals["share"]) == 1
     assert old.dedup.take_journals() == {}  # each batch's journal goes out with that batch
 
-    model = rebuild_model(SETTINGS, RestoreData(), T0_MS, {k: [j] for k, j in journals.items()})
+    model = rebuild_model(SETTINGS, StoredPartition(journals={k: [j] for k, j in journals.items()}), T0_MS)
     again = fold_partition(model, 0, _items([record(share_json(T0_MS, event_id="seen"), offset=1)]),
                            {"pool.shares": 1})
     assert again.shares is not None and again.shares.duplicates == 1 and again.write.worker_deltas == {}

@@ -5,20 +5,18 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from services.aggregator.domain.blocks import BlockRecord
-from services.aggregator.domain.liveness import Liveness
-from services.aggregator.domain.minutes import MinuteStats
-from services.aggregator.rows import (
-    OffsetMove,
-    PartitionWrite,
+from services.aggregator.adapters.columns import (
     block_columns,
     merge_writes,
     minute_columns,
     offset_columns,
     pool_columns,
     worker_columns,
-    worker_status_rows,
 )
+from services.aggregator.consume.writes import OffsetMove, PartitionWrite, worker_status_rows
+from services.aggregator.domain.blocks import BlockRecord
+from services.aggregator.domain.liveness import Liveness
+from services.aggregator.domain.minutes import MinuteStats
 
 from .samples import MIN, T0_MS
 

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from services.aggregator.decoding import decode_records
-from services.aggregator.share_checks import ValidShare, valid_share
+from services.aggregator.consume.decoding import decode_records
+from services.aggregator.consume.share_checks import ValidShare, valid_share
 from shared.events import InvalidEvent, ShareEvent, decode_event
 from tests.unit.event_cases import INVALID, MINER_REFUSED, TS_INVALID, TS_VALID, VALID
 from tests.unit.event_samples import DROP, FIVE_MIN_MS, MIN_TS_MS, NOW_MS, SHARE, record

@@ -15,17 +15,16 @@ What each part of the model needs, and where it comes from:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Final
 
 from shared.events import BlockEvent
 
-from .adapters.restore import RestoreData
-from .config import AggregatorSettings
-from .domain.blocks import BlockRecord
-from .domain.dedup import EventIds, IdJournal, stable_hash64
-from .domain.liveness import Liveness
-from .domain.model import PoolAggregate
+from ..config import AggregatorSettings
+from ..domain.blocks import BlockRecord
+from ..domain.dedup import EventIds, stable_hash64
+from ..domain.liveness import Liveness
+from ..domain.model import PoolAggregate
+from .ports import StoredPartition
 
 __all__ = ["new_model", "rebuild_model"]
 
@@ -53,14 +52,9 @@ def _block_event(row: BlockRecord, status: str, ts_ms: int) -> BlockEvent:
     return BlockEvent.model_validate(data, context=_NO_FUTURE_CHECK)
 
 
-def rebuild_model(
-    settings: AggregatorSettings,
-    data: RestoreData,
-    watermark_ms: int,
-    journals: Mapping[str, Sequence[IdJournal]] | None = None,
-) -> PoolAggregate:
+def rebuild_model(settings: AggregatorSettings, data: StoredPartition, watermark_ms: int) -> PoolAggregate:
     model = new_model(settings)
-    for kind, in_order in (journals or {}).items():
+    for kind, in_order in data.journals.items():
         dedup = model.dedup.of(kind)
         for journal in in_order:
             dedup.replay(journal)  # replaying journals nothing new

@@ -1,12 +1,7 @@
-"""What one batch writes to PostgreSQL, as plain data (pure: no I/O).
+"""A batch's writes shaped for SQL: merged across partitions, as sorted column arrays.
 
-A `PartitionWrite` is the outcome of folding one input partition's records of
-a batch: minute deltas, block states, worker liveness rows and the offsets the
-partition moves from and to. The store claims every partition of the batch,
-drops those it no longer owns, merges the rest with `merge_writes` and sends
-each table's rows as column arrays (`*_columns`) in one statement.
-
-Column arrays are sorted by primary key: concurrent writers (two members
+The store sends each table's rows as column arrays (`*_columns`) in one
+statement. Arrays are sorted by primary key: concurrent writers (two members
 briefly sharing a pool's minute rows) then lock rows in the same order and
 cannot deadlock each other. Times travel as integer epoch milliseconds; SQL
 turns them into timestamptz exactly.
@@ -15,81 +10,24 @@ turns them into timestamptz exactly.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import orjson
 
-from .domain.blocks import BlockRecord
-from .domain.dedup import IdJournal
-from .domain.liveness import Liveness
-from .domain.minutes import (
-    MinuteStats,
-    PoolMinuteKey,
-    WorkerKey,
-    WorkerMinuteKey,
-    merge,
-    merge_into,
-)
+from ..consume.writes import OffsetMove, PartitionWrite, WorkerStatusRow
+from ..domain.blocks import BlockRecord
+from ..domain.minutes import MinuteStats, PoolMinuteKey, WorkerKey, WorkerMinuteKey, merge
 
 __all__ = [
     "MergedWrite",
-    "OffsetMove",
-    "PartitionWrite",
-    "WorkerStatusRow",
     "block_columns",
     "claim_columns",
-    "merge_deltas",
     "merge_writes",
     "minute_columns",
     "offset_columns",
     "pool_columns",
     "worker_columns",
-    "worker_status_rows",
 ]
-
-
-@dataclass(slots=True, frozen=True)
-class OffsetMove:
-    """One input topic-partition: from the stored position to past the batch's last record."""
-
-    topic: str
-    partition: int
-    expected: int  # next_offset as stored when the batch was read (compare-and-set)
-    next_offset: int
-    last_record_ts_ms: int | None
-
-
-@dataclass(slots=True, frozen=True)
-class WorkerStatusRow:
-    pool: str
-    miner: str
-    worker: str
-    last_share_ms: int | None
-    offline_after_ms: int
-    connected: bool | None  # None: no connection event seen
-    connected_ms: int | None
-    connections: Mapping[str, tuple[int, bool]]
-    partition: int
-
-    @property
-    def key(self) -> WorkerKey:
-        return (self.pool, self.miner, self.worker)
-
-
-@dataclass(slots=True)
-class PartitionWrite:
-    partition: int
-    watermark_ms: int
-    offsets: list[OffsetMove] = field(default_factory=list)
-    # Stored next offset of EVERY topic of the partition, as read at takeover: the
-    # batch writes only if none moved (a move means another member took over).
-    claims: dict[tuple[str, int], int] = field(default_factory=dict)
-    worker_deltas: dict[WorkerMinuteKey, MinuteStats] = field(default_factory=dict)
-    pool_deltas: dict[PoolMinuteKey, MinuteStats] = field(default_factory=dict)
-    blocks: dict[str, BlockRecord] = field(default_factory=dict)  # by hash: state after the batch
-    workers: list[WorkerStatusRow] = field(default_factory=list)
-    # What the partition's deduplicators were fed in this batch, by event type.
-    id_journals: dict[str, IdJournal] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -99,17 +37,6 @@ class MergedWrite:
     blocks: dict[str, tuple[BlockRecord, int]] = field(default_factory=dict)  # hash -> (record, partition)
     workers: dict[WorkerKey, WorkerStatusRow] = field(default_factory=dict)
     offsets: list[tuple[OffsetMove, int]] = field(default_factory=list)  # (move, watermark_ms)
-
-
-def merge_deltas(into: dict, deltas: Mapping) -> dict:  # type: ignore[type-arg]
-    """Add minute deltas into `into` (copying, so the sources stay untouched)."""
-    for key, stats in deltas.items():
-        row = into.get(key)
-        if row is None:
-            into[key] = stats.copy()
-        else:
-            merge_into(row, stats)
-    return into
 
 
 def _gather(into: dict, deltas: Mapping) -> None:  # type: ignore[type-arg]
@@ -133,28 +60,6 @@ def merge_writes(writes: Iterable[PartitionWrite]) -> MergedWrite:
             out.workers[row.key] = row
         out.offsets.extend((move, w.watermark_ms) for move in w.offsets)
     return out
-
-
-def worker_status_rows(
-    liveness: Liveness, keys: Iterable[WorkerKey], partition: int
-) -> list[WorkerStatusRow]:
-    """Liveness rows of the workers a batch touched (no other worker's deadline moved)."""
-    rows = []
-    for key in keys:
-        deadline = liveness.offline_deadline_ms(key)
-        if deadline is None:
-            continue
-        nodes, connected_ms = liveness.connection_state(key) or ({}, 0)
-        rows.append(WorkerStatusRow(
-            key[0], key[1], key[2],
-            last_share_ms=liveness.last_share_ms(key),
-            offline_after_ms=deadline,
-            connected=any(c for _, c in nodes.values()) if nodes else None,
-            connected_ms=connected_ms or None,
-            connections=nodes,
-            partition=partition,
-        ))
-    return rows
 
 
 def minute_columns(deltas: Mapping[WorkerMinuteKey, MinuteStats]) -> tuple[list, ...]:  # type: ignore[type-arg]
@@ -222,8 +127,3 @@ def offset_columns(moves: Iterable[tuple[OffsetMove, int]]) -> tuple[list, ...]:
                                      move.last_record_ts_ms, watermark or None)):
             col.append(value)
     return cols
-
-
-def snapshot_block(record: BlockRecord) -> BlockRecord:
-    """A copy of a ledger record: the ledger keeps mutating its own."""
-    return replace(record)

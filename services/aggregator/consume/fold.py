@@ -21,16 +21,10 @@ from typing import TypeAlias
 from shared.events import BlockEvent, Event, MinerEvent
 from shared.kafka.consumer import Record
 
-from .domain.minutes import WorkerKey
-from .domain.model import BlockBatchResult, PoolAggregate, ShareBatchResult
-from .domain.share import Share
-from .rows import (
-    OffsetMove,
-    PartitionWrite,
-    merge_deltas,
-    snapshot_block,
-    worker_status_rows,
-)
+from ..domain.minutes import WorkerKey
+from ..domain.model import BlockBatchResult, PoolAggregate, ShareBatchResult
+from ..domain.share import Share
+from .writes import OffsetMove, PartitionWrite, copy_block, merge_deltas, worker_status_rows
 
 __all__ = ["Folded", "TopicRun", "fold_partition"]
 
@@ -101,7 +95,7 @@ def fold_partition(
                                            block_result.worker_deltas)
         write.pool_deltas = merge_deltas(merge_deltas({}, write.pool_deltas), block_result.pool_deltas)
         for update in block_result.updates:
-            write.blocks[update.block.hash] = snapshot_block(update.block)
+            write.blocks[update.block.hash] = copy_block(update.block)
     if miners:
         folded.miner_duplicates = len(miners) - model.ingest_miner_events(miners)
         folded.connections = {(e.pool, e.miner, e.worker) for e in miners}

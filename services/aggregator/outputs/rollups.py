@@ -34,12 +34,13 @@ from typing import Any, Final
 
 import asyncpg
 
-from services.aggregator.adapters.outputs import BatchOutcome
-from services.aggregator.adapters.periodic import PeriodicTask
 from services.aggregator.config import AggregatorSettings
+from services.aggregator.consume.results import BatchResult
 from services.aggregator.domain.rollup_plan import HOUR_MS, RollupPlan, plan_pass
-from services.aggregator.telemetry import AggregatorTelemetry
+from services.aggregator.outputs.telemetry import AggregatorTelemetry
+from shared.clock import now_ms
 from shared.db.errors import DATABASE_ERRORS
+from shared.periodic import PeriodicTask
 
 __all__ = ["ROLLUP_TABLES", "RollupError", "RollupJob", "RollupReport"]
 
@@ -151,9 +152,6 @@ def _rows(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
 
 
 
@@ -166,7 +164,7 @@ class RollupJob:
         lookback_hours: int = 25,
         lookback_interval_s: float = 3600.0,
         telemetry: AggregatorTelemetry | None = None,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self._db = db_pool
         self.lookback_hours = lookback_hours
@@ -199,7 +197,7 @@ class RollupJob:
     def dirty_hours(self) -> frozenset[int]:
         return frozenset(self._dirty_hours)
 
-    def on_batch(self, batch: BatchOutcome) -> None:
+    def on_batch(self, batch: BatchResult) -> None:
         dirty = self._dirty_hours
         for po in batch.partitions.values():
             for result in (po.shares, po.blocks):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.aggregator.domain.accumulator import WindowTotals
-from services.aggregator.domain.snapshot import build_snapshot, mean_difficulty
+from services.aggregator.domain.figures import mean_difficulty, window_figures
 
 from .samples import HOUR, MIN, T0_MS
 
@@ -22,7 +22,7 @@ def test_figures_per_window() -> None:
         difficulty=(0.0, 300.0, 900.0, 3600.0, 86_400.0),
         span_ms=SPANS,
     )
-    snap = build_snapshot(totals, multiplier=1.0, online=True, last_share_at_ms=T0_MS - 5)
+    snap = window_figures(totals, multiplier=1.0, online=True, last_share_at_ms=T0_MS - 5)
     assert snap["as_of_ms"] == T0_MS
     assert snap["hashrate"] == {"1m": 0.0, "5m": 1.0, "15m": 1.0, "1h": 1.0, "24h": 1.0}
     assert snap["shares"] == {"1m": 0, "5m": 10, "15m": 30, "1h": 100, "24h": 2000}
@@ -39,14 +39,14 @@ def test_figures_per_window() -> None:
 
 
 def test_no_shares_at_all() -> None:
-    snap = build_snapshot(WindowTotals.empty(T0_MS))
+    snap = window_figures(WindowTotals.empty(T0_MS))
     assert snap["hashrate"]["24h"] == 0.0
     assert snap["hashrate_upper"]["1h"] is None  # no known share size
     assert snap["efficiency"]["1h"] is None
-    with_difficulty = build_snapshot(WindowTotals.empty(T0_MS), share_difficulty=60.0, multiplier=1.0)
+    with_difficulty = window_figures(WindowTotals.empty(T0_MS), share_difficulty=60.0, multiplier=1.0)
     assert with_difficulty["hashrate_upper"]["1m"] == pytest.approx(3.688879454, rel=1e-9)
 
 
 def test_extra_fields_are_merged() -> None:
-    snap = build_snapshot(WindowTotals.empty(T0_MS), extra={"worker": "w1"})
+    snap = window_figures(WindowTotals.empty(T0_MS), extra={"worker": "w1"})
     assert snap["worker"] == "w1"

@@ -49,10 +49,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from services.aggregator.adapters.http_server import EmbeddedHttpServer
-from services.aggregator.adapters.outputs import BatchOutcome, ModelSet
-from services.aggregator.adapters.periodic import PeriodicTask
 from services.aggregator.config import AggregatorSettings
+from services.aggregator.consume.results import BatchResult, PipelineStats
 from services.aggregator.domain.export_figures import (
     MinerKey,
     PoolActivity,
@@ -63,10 +61,13 @@ from services.aggregator.domain.export_figures import (
 from services.aggregator.domain.export_selection import PoolUptime, select_miners
 from services.aggregator.domain.model import PoolAggregate
 from services.aggregator.domain.windows import DEFAULT_MULTIPLIER, WINDOWS, hashrate_hs, shares_per_second
-from services.aggregator.results import PipelineStats
-from services.aggregator.telemetry import AggregatorTelemetry, PipelineCounters
+from services.aggregator.outputs.http_server import EmbeddedHttpServer
+from services.aggregator.outputs.model_set import ModelSet
+from services.aggregator.outputs.telemetry import AggregatorTelemetry, PipelineCounters
+from shared.clock import now_ms
 from shared.db.errors import DATABASE_ERRORS
 from shared.http.headers import SecurityHeaders
+from shared.periodic import PeriodicTask
 
 __all__ = ["MetricsExporter"]
 
@@ -86,9 +87,6 @@ _PERFORMANCE_FAMILIES: Final = (
 )
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
 
 class MetricsExporter:
     def __init__(
@@ -107,7 +105,8 @@ class MetricsExporter:
         registry: CollectorRegistry | None = None,
         telemetry: AggregatorTelemetry | None = None,
         readiness: Readiness | None = None,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = now_ms,
+        pipeline_stats: PipelineStats | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -133,6 +132,8 @@ class MetricsExporter:
         self._rank_task = PeriodicTask("exporter-rank", self.rank, rank_interval_s)
         self._http = EmbeddedHttpServer(self.app(), host, port)
         self.registry.register(_Collector(self))
+        if pipeline_stats is not None:  # the pipeline's own totals: failed writes, take-overs
+            self.registry.register(PipelineCounters(pipeline_stats))
 
     @classmethod
     def from_settings(cls, settings: AggregatorSettings, db_pool: asyncpg.Pool | None, **kwargs: Any) -> MetricsExporter:
@@ -205,11 +206,7 @@ class MetricsExporter:
 
     # --- bookkeeping -----------------------------------------------------------------------
 
-    def observe_pipeline(self, stats: PipelineStats) -> None:
-        """Export the pipeline's own totals (failed writes, take-overs) on this registry."""
-        self.registry.register(PipelineCounters(stats))
-
-    def on_batch(self, batch: BatchOutcome) -> None:
+    def on_batch(self, batch: BatchResult) -> None:
         self.models.update(batch)
         counters = self._counters  # only miners that have (had) series: a lookup per delta
         if counters:

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from shared.kafka.topics import Topic
 
-if TYPE_CHECKING:  # outputs.py imports this module
-    from services.aggregator.adapters.outputs import BatchOutcome
-    from services.aggregator.results import PipelineStats
+from ..consume.results import BatchResult, PipelineStats
 
 _DURATION_BUCKETS_S: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -124,7 +122,7 @@ class AggregatorTelemetry:
             "Failed refreshes of the exporter's figures, by step", ["step"], registry=registry,
         )
 
-    def record_batch(self, outcome: BatchOutcome) -> None:
+    def record_batch(self, outcome: BatchResult) -> None:
         received = outcome.received
         for topic in set(received) | set(outcome.duplicates) | set(outcome.dead_lettered):
             duplicate = outcome.duplicates.get(topic, 0)

@@ -41,23 +41,25 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from services.aggregator.adapters.outputs import BatchOutcome, ModelSet
-from services.aggregator.adapters.periodic import PeriodicTask
 from services.aggregator.config import AggregatorSettings
+from services.aggregator.consume.results import BatchResult
 from services.aggregator.domain.export_deadlines import DeadlineWatch
 from services.aggregator.domain.export_figures import (
     MinerKey,
     miner_figures,
     pool_activity,
-    pool_figures,
+    pool_figures_from_models,
     pools_of,
     worker_figures,
 )
 from services.aggregator.domain.minutes import WorkerKey
 from services.aggregator.errors import StoreError
-from services.aggregator.telemetry import AggregatorTelemetry
+from services.aggregator.outputs.model_set import ModelSet
+from services.aggregator.outputs.telemetry import AggregatorTelemetry
+from shared.clock import now_ms
 from shared.kafka.producer import EventProducer, OutgoingRecord, ProduceError
 from shared.kafka.topics import Topic, topic_name
+from shared.periodic import PeriodicTask
 from shared.settings import ServiceSettings
 
 __all__ = ["SnapshotPublisher", "TickReport", "entity_key", "snapshot_value"]
@@ -65,13 +67,10 @@ __all__ = ["SnapshotPublisher", "TickReport", "entity_key", "snapshot_value"]
 log = logging.getLogger(__name__)
 
 Entity = Literal["pool", "miner", "worker"]
-# (as_of_ms, live_at_ms) -> pool -> figures: see pool_figures.py
+# (as_of_ms, live_at_ms) -> pool -> figures: see pool_queries.py
 PoolFiguresLoader = Callable[[int, int], Awaitable[Mapping[str, dict[str, Any]]]]
 _CHUNK: Final = 500  # entities computed between yields to the event loop
 
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def entity_key(entity: Entity, pool: str, miner: str | None = None, worker: str | None = None) -> bytes:
@@ -118,13 +117,13 @@ class SnapshotPublisher:
         full_sweep_ticks: int = 60,
         telemetry: AggregatorTelemetry | None = None,
         producer: EventProducer | None = None,
-        clock_ms: Callable[[], int] = _now_ms,
-        pool_figures: PoolFiguresLoader | None = None,
+        clock_ms: Callable[[], int] = now_ms,
+        load_pool_figures: PoolFiguresLoader | None = None,
     ) -> None:
         self.topic = topic_name(settings, Topic.SNAPSHOTS)
         # Pool records from the database, which sums every member's partitions
-        # (pool_figures.py); without a loader, from this process's models.
-        self._load_pool_figures = pool_figures
+        # (pool_queries.py); without a loader, from this process's models.
+        self._load_pool_figures = load_pool_figures
         self.interval_s = interval_s
         self.max_records_per_tick = max_records_per_tick
         self.full_sweep_ticks = full_sweep_ticks
@@ -193,7 +192,7 @@ class SnapshotPublisher:
 
     # --- bookkeeping (per batch: cheap) ------------------------------------------------
 
-    def on_batch(self, batch: BatchOutcome) -> None:
+    def on_batch(self, batch: BatchResult) -> None:
         self.models.update(batch)
         new = self._new
         for partition, po in batch.partitions.items():
@@ -309,7 +308,7 @@ class SnapshotPublisher:
         else:
             models = [m for _, m in self.models.items()]
             activity = pool_activity((m, live_at.get(p, now_ms)) for p, m in self.models.items())
-            by_pool = {pool: pool_figures(pool, models, as_of_ms, activity) for pool in pools_of(models)}
+            by_pool = {pool: pool_figures_from_models(pool, models, as_of_ms, activity) for pool in pools_of(models)}
         out = []
         for pool in sorted(by_pool):
             out.append(self._record("pool", pool, now_ms, by_pool[pool]))

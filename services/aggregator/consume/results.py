@@ -1,40 +1,56 @@
 """What the pipeline hands its outputs after each durable batch, and its running counts.
 
-`BatchResult` is built by the pipeline only after the batch's transaction
-committed. Its fields follow the outputs' own description of a batch (snapshot
-publisher, exporter, roll-ups), by name and meaning, so any output written
-against that shape reads it without this module importing theirs:
+`BatchResult` is THE batch contract: built by the pipeline (`batch_result`)
+only after the batch's transaction committed, read by every output (snapshot
+stream, exporter, roll-ups, plugins):
 
 - `partitions`: partition number -> the live model and what it did this batch
   (a partition just taken over appears with its model only),
 - `revoked`: partitions this process no longer owns (their models are gone),
-- per BASE topic (`pool.shares`...): records received, duplicates, dead letters,
+- per BASE topic (`pool.shares`, without the prefix): records received,
+  duplicates, dead letters,
 - late / too-late shares, batch size, event-time lag samples, flush duration,
   consumer lag per (base topic, partition).
 
-An output is any object with `start()`, `stop()` (async) and `on_batch(result)`
-(plain or async). `PipelineStats` accumulates the same counts for telemetry hooks
-and tests.
+Models are referenced, not copied: outputs read the live `PoolAggregate`
+objects between batches, from the same event loop (no locking needed).
+Counts cover only the partitions whose transaction committed: the records of
+a partition that was dropped will be read, and counted, again.
+
+`PipelineStats` accumulates the same counts, and what no batch carries (a
+failed write, a take-over), for telemetry and tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from .domain.minutes import WorkerKey
-from .domain.model import BlockBatchResult, PoolAggregate, ShareBatchResult
+from shared.kafka.consumer import Record
+from shared.kafka.deadletter import DeadLetter
+from shared.kafka.topics import Topic
 
-__all__ = ["BatchResult", "Output", "PartitionResult", "PipelineStats"]
+from ..domain.minutes import WorkerKey
+from ..domain.model import BlockBatchResult, PoolAggregate, ShareBatchResult
+
+if TYPE_CHECKING:
+    from .fold import Folded
+
+__all__ = ["BatchResult", "Output", "PartitionResult", "PipelineStats", "base_topic", "batch_result"]
 
 
 class Output(Protocol):
+    """What a durable batch feeds. `start`/`stop` are owned by the pipeline (stop is
+    idempotent, safe before start); `on_batch` is bookkeeping without I/O (the output
+    does its I/O in tasks of its own) and runs after the batch is durable. An output
+    that raises is logged and skipped for that batch."""
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
-    def on_batch(self, result: BatchResult) -> Any: ...  # may return an awaitable
+    def on_batch(self, result: BatchResult) -> None: ...
 
 
 @dataclass(slots=True)
@@ -120,3 +136,51 @@ class PipelineStats:
         self.flush_s += result.flush_duration_s or 0.0
         self.stale_partitions += len(result.stale_partitions)
         self.last = result
+
+
+def base_topic(topic: str, prefix: str) -> str:
+    return topic[len(prefix):] if prefix and topic.startswith(prefix) else topic
+
+
+def batch_result(
+    *,
+    records: Mapping[int, Mapping[str, list[Record]]],
+    committed: Mapping[int, Folded],
+    models: Mapping[int, PoolAggregate],
+    letters: Sequence[DeadLetter],
+    prefix: str,
+    wall_ms: int,
+) -> BatchResult:
+    """`records`: partition -> full topic name -> the records folded; `models`: the live
+    models of the committed partitions."""
+    received: dict[str, int] = {}
+    for p in committed:
+        for topic, group in records[p].items():
+            base = base_topic(topic, prefix)
+            received[base] = received.get(base, 0) + len(group)
+    dead: dict[str, int] = {}
+    for letter in letters:
+        if letter.record.partition in committed:
+            base = base_topic(letter.record.topic, prefix)
+            dead[base] = dead.get(base, 0) + 1
+    duplicates: dict[str, int] = {}
+    late = too_late = 0
+    lags: list[int] = []
+    partitions: dict[int, PartitionResult] = {}
+    for p, f in committed.items():
+        for base, n in ((Topic.SHARES, f.shares.duplicates if f.shares else 0),
+                        (Topic.BLOCKS, f.blocks.duplicates if f.blocks else 0),
+                        (Topic.MINERS, f.miner_duplicates)):
+            if n:
+                duplicates[base] = duplicates.get(base, 0) + n
+        if f.shares is not None:
+            late += f.shares.late
+            too_late += f.shares.too_late
+            lags.append(wall_ms - f.newest_share_ms)
+        model = models.get(p)
+        if model is not None:
+            partitions[p] = PartitionResult(model, f.shares, f.blocks, tuple(f.connections))
+    return BatchResult(
+        partitions=partitions, received=received, duplicates=duplicates, dead_lettered=dead,
+        late=late, too_late=too_late, batch_size=sum(received.values()), event_lag_ms=lags,
+    )

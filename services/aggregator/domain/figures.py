@@ -1,7 +1,7 @@
 """Window figures of one key (worker, miner or pool) as a plain dict.
 
-This is what a later step publishes on the snapshot topic for the alerter and
-serves over HTTP. Every figure is keyed by window ("1m" ... "24h"):
+The figures of every record on the snapshot stream (outputs/snapshot_stream.py)
+and of the exporter. Every figure is keyed by window ("1m" ... "24h"):
 - hashrate (H/s) with its 95% Garwood interval (hashrate_lower/upper),
 - shares: N, the accepted shares behind the hashrate,
 - submitted: all shares (accepted + rejected + stale),
@@ -24,7 +24,7 @@ from .windows import (
     shares_per_second,
 )
 
-__all__ = ["build_snapshot", "mean_difficulty"]
+__all__ = ["mean_difficulty", "window_figures"]
 
 
 def mean_difficulty(totals: WindowTotals) -> float | None:
@@ -35,7 +35,7 @@ def mean_difficulty(totals: WindowTotals) -> float | None:
     return None
 
 
-def build_snapshot(
+def window_figures(
     totals: WindowTotals,
     *,
     multiplier: float = DEFAULT_MULTIPLIER,

@@ -29,40 +29,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Final
-
-from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import ConsumerStoppedError
 
 from shared.background import spawn
-from shared.kafka.consumer import BatchConsumer, CommitError, ConsumeError, Record
-from shared.kafka.deadletter import DeadLetter, DeadLetterProducer
+from shared.backoff import Backoff
+from shared.kafka.consumer import CommitError, ConsumeError, ConsumerStoppedError, Record, TopicPartition
+from shared.kafka.deadletter import DeadLetter
 from shared.kafka.producer import ProduceError
-from shared.kafka.topics import Topic
 from shared.lifecycle import StartedParts
 
-from .adapters.maintenance import EffortRefresher
-from .adapters.store import AggregatorStore, WriteOutcome
-from .config import AggregatorSettings
+from ..config import AggregatorSettings
+from ..errors import StoreError
 from .decoding import decode_records
-from .errors import Backoff, StoreError
 from .fold import Folded, fold_partition
 from .partitions import Partitions
-from .reporting import base_topic, batch_result
-from .results import BatchResult, Output, PartitionResult, PipelineStats
+from .ports import BatchStore, DeadLetterSink, EffortTracker, RecordSource, WriteOutcome
+from .results import BatchResult, Output, PartitionResult, PipelineStats, base_topic, batch_result
 
-__all__ = ["INPUT_TOPICS", "Pipeline"]
+__all__ = ["Pipeline"]
 
 log = logging.getLogger(__name__)
-
-INPUT_TOPICS: Final = (Topic.SHARES, Topic.BLOCKS, Topic.MINERS)
 
 
 @dataclass(slots=True)
@@ -76,7 +66,9 @@ class _Batch:
     started: float = 0.0
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance:
+    """The consumer's `Rebalance` handler: partition moves wait for the batch in flight."""
+
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
 
@@ -95,42 +87,30 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class Pipeline:
-    """Owns the consumer, the partition models and the effort refresher;
-    the store and the dead-letter producer belong to the caller."""
+    """Owns the loop and the partition models. The consumer and the outputs are started
+    and stopped by it; the store, the dead-letter sink and the effort tracker belong to
+    the caller (bootstrap.py)."""
 
     def __init__(
         self,
         settings: AggregatorSettings,
-        store: AggregatorStore,
-        dead_letters: DeadLetterProducer,
+        consumer: RecordSource,
+        store: BatchStore,
+        dead_letters: DeadLetterSink,
+        effort: EffortTracker,
         *,
         outputs: Sequence[Output] = (),
         stats: PipelineStats | None = None,
-        client_id: str | None = None,
     ) -> None:
         self._settings = settings
+        self.consumer = consumer
         self._store = store
         self._dead_letters = dead_letters
+        self._effort = effort
         self._outputs = list(outputs)
         self.stats = stats if stats is not None else PipelineStats()
         self._lock = asyncio.Lock()
-        self.consumer = BatchConsumer(
-            settings, INPUT_TOPICS, settings.aggregator_group_id,
-            max_records=settings.aggregator_batch_max_records,
-            poll_timeout_ms=settings.aggregator_poll_timeout_ms,
-            client_id=client_id,
-            session_timeout_ms=settings.aggregator_session_timeout_ms,
-            heartbeat_interval_ms=settings.aggregator_heartbeat_interval_ms,
-            max_poll_interval_ms=settings.aggregator_max_poll_interval_ms,
-            listener=_Rebalance(self),
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            max_partition_fetch_bytes=settings.aggregator_max_partition_fetch_bytes,
-        )
-        self.partitions = Partitions(settings, self.consumer, store, self.stats)
-        self.effort = EffortRefresher(
-            store.pool, interval_s=settings.aggregator_maintenance_interval_s,
-            lookback_ms=settings.max_lateness_ms + 3_600_000, timeout_s=settings.aggregator_db_timeout_s,
-        )
+        self.partitions = Partitions(settings, consumer, store, self.stats)
         self._prefix = settings.kafka_topic_prefix
         self._retry = Backoff(settings.aggregator_retry_initial_s, settings.aggregator_retry_max_s)
         self._takeover_at = 0.0
@@ -151,11 +131,10 @@ class Pipeline:
             return
         await self._parts.start(self._outputs)
         try:
-            await self.consumer.start()
+            await self.consumer.start(_Rebalance(self))
         except BaseException:
             await self._parts.stop()
             raise
-        self.effort.start()
         self._task = spawn(self._run(), "aggregator-pipeline")  # a crash is logged when it happens
 
     async def stop(self) -> None:
@@ -171,7 +150,6 @@ class Pipeline:
                 await batch.write
         await self._commit_kafka(force=True)
         await self.consumer.stop()
-        await self.effort.stop()
         await self._parts.stop()
 
     async def wait(self) -> None:
@@ -216,11 +194,11 @@ class Pipeline:
                 if prepared is not None:
                     self._launch(prepared)
             await asyncio.sleep(0)  # lets the write task send its statement before we fold on
-            await self._emit_ready()
+            self._emit_ready()
             await self._commit_kafka()
         async with self._lock:
             await self._settle()
-        await self._emit_ready()
+        self._emit_ready()
 
     async def _prepare(self, fetched: dict[TopicPartition, list[Record]]) -> _Batch | None:
         """Decode, dead-letter and fold a fetch into the models (not yet durable)."""
@@ -299,7 +277,7 @@ class Pipeline:
                 self._kafka_offsets[TopicPartition(move.topic, p)] = move.next_offset
         found = [b.found_at_ms for f in committed.values() for b in f.write.blocks.values()]
         if found:
-            self.effort.poke(min(found))
+            self._effort.poke(min(found))
         owned = self.partitions.owned
         result = batch_result(
             records=batch.groups, committed=committed, letters=batch.letters, prefix=self._prefix,
@@ -328,7 +306,7 @@ class Pipeline:
 
     # --- results and outputs -----------------------------------------------------------
 
-    async def _emit_ready(self) -> None:
+    def _emit_ready(self) -> None:
         """Hand the outputs every durable batch, and any change of partitions."""
         ready, self._ready = self._ready, []
         taken, gone = self.partitions.take_changes()
@@ -343,7 +321,7 @@ class Pipeline:
             ready = [BatchResult(partitions={p: PartitionResult(owned[p].model) for p in taken if p in owned},
                                  revoked=tuple(sorted(gone)), consumer_lag=self.consumer_lag())]
         for result in ready:
-            await self._emit(result)
+            self._emit(result)
 
     def consumer_lag(self) -> dict[tuple[str, int], int]:
         """(base topic, partition) -> records between the model's position and the partition's end."""
@@ -355,12 +333,10 @@ class Pipeline:
                     lag[(base_topic(topic, self._prefix), p)] = max(high - offset, 0)
         return lag
 
-    async def _emit(self, result: BatchResult) -> None:
+    def _emit(self, result: BatchResult) -> None:
         for output in self._outputs:
             try:
-                outcome = output.on_batch(result)
-                if inspect.isawaitable(outcome):
-                    await outcome
+                output.on_batch(result)
             except Exception:
                 self.stats.output_failures += 1
                 log.exception("output %s failed on a batch", type(output).__name__)

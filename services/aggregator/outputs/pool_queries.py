@@ -23,12 +23,12 @@ import asyncpg
 
 from shared.db.window_sums import WINDOW_NAMES, window_sums_sql
 
+from ..adapters.db import db_connection
 from ..domain.accumulator import WindowTotals
 from ..domain.blocks import LUCK_WINDOWS
+from ..domain.figures import window_figures
 from ..domain.minutes import MINUTE_MS
-from ..domain.snapshot import build_snapshot
 from ..domain.windows import WINDOWS_MS
-from ..errors import db_connection
 
 __all__ = ["load_pool_figures"]
 
@@ -87,7 +87,7 @@ async def load_pool_figures(
             tuple(WINDOWS_MS[w] for w in WINDOW_NAMES),
         )
         live, found = active.get(name), blocks.get(name)
-        out[name] = build_snapshot(totals, multiplier=multiplier, extra={
+        out[name] = window_figures(totals, multiplier=multiplier, extra={
             "active_miners": live["miners"] if live else 0,
             "active_workers": live["workers"] if live else 0,
             "blocks_found": found["blocks_found"] if found else 0,

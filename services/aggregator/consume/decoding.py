@@ -35,7 +35,7 @@ from shared.events import (
 from shared.kafka.consumer import Record
 from shared.kafka.deadletter import DeadLetter
 
-from .domain.share import Share
+from ..domain.share import Share
 from .share_checks import valid_share
 
 __all__ = ["Decoded", "decode_records", "record_now_ms"]
