@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from prometheus_client import CollectorRegistry
 
+from services.ingest.adapters.custom_metrics import CustomMetrics
 from services.ingest.adapters.dashboards import DashboardStore
 from services.ingest.adapters.event_sink import EventSink
 from services.ingest.adapters.exposition import CachedExposition
@@ -20,7 +21,6 @@ from services.ingest.adapters.metrics_store import MetricsStore
 from services.ingest.adapters.prometheus import PrometheusClient
 from services.ingest.adapters.stats import StatsReader
 from services.ingest.config import IngestSettings
-from services.ingest.domain.custom_metrics import CustomMetrics
 from services.ingest.domain.ratelimit import AddressFailureLimiter, KeyRateLimiter
 from services.ingest.telemetry import IngestTelemetry
 from shared.db.pool import create_pool

@@ -28,33 +28,8 @@ from typing import Final, Protocol
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shared.access import KeyRefused, Principal, Scope  # also imported from here by the routers
 from shared.http.errors import ApiError
-
-
-class Scope(StrEnum):
-    INGEST = "ingest"
-    READ = "read"
-    ADMIN = "admin"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """An authenticated API key."""
-
-    key_id: str  # api_keys.id (a uuid)
-    name: str
-    scopes: frozenset[Scope]
-    # Requests per second this key may make; None means the service default.
-    rate_limit_per_second: float | None = None
-
-
-class KeyRefused(StrEnum):
-    """Why a presented key let nobody in; the label of the failed-authentication counter."""
-
-    MALFORMED = "malformed"  # not "Bearer <token>", or a token that cannot be one of ours
-    UNKNOWN = "unknown"
-    REVOKED = "revoked"
-    EXPIRED = "expired"
 
 
 class AuthFailure(StrEnum):

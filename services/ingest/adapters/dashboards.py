@@ -1,4 +1,8 @@
-"""The `dashboards` table. Access rules live in domain/dashboards.py; this only reads and writes rows."""
+"""The `dashboards` table. Access rules live in domain/dashboards.py; this reads and writes rows.
+
+It also measures a config as the jsonb column will hold it (`check_config_size`):
+the size limit is on those bytes, so it is counted by the encoder that writes them.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import asyncpg
+import orjson
 
-from services.ingest.domain.dashboards import Dashboard
+from services.ingest.domain.dashboards import ConfigNotStorable, ConfigTooLarge, Dashboard, unstorable_json
 
 _COLUMNS: Final = "id, name, description, config, is_public, owner, created_at, updated_at"
 # Fields an update may set; the keys name columns, so only these ever reach the SQL text.
@@ -26,6 +31,25 @@ def _uuid(dashboard_id: str) -> uuid.UUID | None:
         return uuid.UUID(dashboard_id)
     except ValueError:
         return None
+
+
+def config_size_bytes(config: dict[str, Any]) -> int:
+    """Size as compact JSON: what is stored, independent of the client's whitespace."""
+    problem = unstorable_json(config)
+    if problem is not None:
+        raise ConfigNotStorable(problem)
+    try:
+        encoded = orjson.dumps(config)
+    except orjson.JSONEncodeError as exc:
+        # The same encoder writes the jsonb column (shared.db.pool), so what it refuses here would fail there.
+        raise ConfigNotStorable(str(exc)) from None
+    return len(encoded)
+
+
+def check_config_size(config: dict[str, Any], max_bytes: int) -> None:
+    size = config_size_bytes(config)
+    if size > max_bytes:
+        raise ConfigTooLarge(size, max_bytes)
 
 
 class DashboardStore:

@@ -32,7 +32,7 @@ from typing import Final, Protocol, TypeVar
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter
 
-from services.ingest.domain.metrics import (
+from services.ingest.adapters.metric_envelopes import (
     MetricEnvelope,
     MinerReportEnvelope,
     PerformanceEnvelope,

@@ -15,12 +15,8 @@ from typing import Any
 
 import asyncpg
 
-from services.ingest.domain.metrics import (
-    MetricEnvelope,
-    MinerReportEnvelope,
-    PerformanceEnvelope,
-    merge_miner_reports,
-)
+from services.ingest.adapters.metric_envelopes import MetricEnvelope, MinerReportEnvelope, PerformanceEnvelope
+from services.ingest.domain.metrics import merge_miner_reports
 
 AnyEnvelope = MetricEnvelope | PerformanceEnvelope | MinerReportEnvelope
 

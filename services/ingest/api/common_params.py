@@ -1,18 +1,21 @@
-"""Bits the metrics, stats, dashboards and query routers share: the container, time-range parameters."""
+"""Bits the metrics, stats, dashboards and query routers share: the container, time-range parameters, text bodies."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 from fastapi import Request
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
+from pydantic_core import PydanticCustomError
 
 from services.ingest.domain.metrics import MINER_PARAM_PATTERN
+from services.ingest.domain.text import unstorable
 from shared.http.errors import ApiError
 
-__all__ = ["MINER_PARAM_PATTERN", "ErrorOut", "container", "error_responses", "invalid", "parse_time", "time_range"]
+__all__ = ["MINER_PARAM_PATTERN", "ErrorOut", "Text", "container", "error_responses", "invalid", "parse_time",
+           "time_range"]
 
 if TYPE_CHECKING:  # app.py imports these routers; importing it back at run time would be circular
     from services.ingest.bootstrap import Container
@@ -33,6 +36,20 @@ _TIME_FORMS: Final = "RFC 3339 with offset (e.g. 2026-01-01T00:00:00Z) or intege
 _TIME_RANGE: Final = (f"from {MIN_TIME:%Y-%m-%dT%H:%M:%SZ} (epoch ms 0) "
                       f"to {MAX_TIME:%Y-%m-%dT%H:%M:%SZ} (epoch ms {_MAX_EPOCH_MS}), inclusive")
 TIME_PARAM_DOC: Final = f"{_TIME_FORMS}, {_TIME_RANGE}"
+
+
+def _storable(value: str) -> str:
+    # NUL (PostgreSQL cannot hold it) and lone surrogates (no UTF-8 encoder can write
+    # them; JSON's "\ud800" decodes to one): refused here, or the sample would be
+    # acknowledged and then fail to encode or store (domain/text.py).
+    problem = unstorable(value)
+    if problem is not None:
+        raise PydanticCustomError("unstorable_text", problem)
+    return value
+
+
+# A body's string field that can be stored and encoded as it is.
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 class ErrorOut(BaseModel):

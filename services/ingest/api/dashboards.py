@@ -8,18 +8,17 @@ from typing import Annotated, Any, Final
 from fastapi import Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.ingest.api.common_params import container, error_responses
+from services.ingest.adapters.dashboards import check_config_size
+from services.ingest.api.common_params import Text, container, error_responses
 from services.ingest.domain.dashboards import (
     Access,
     ConfigNotStorable,
     ConfigTooLarge,
     Dashboard,
     Viewer,
-    check_config_size,
     read_access,
     write_access,
 )
-from services.ingest.domain.metrics import Text
 from shared.http.auth import OPTIONAL_KEY_SECURITY, Principal, Scope, optional_principal, require_scope
 from shared.http.errors import ApiError
 from shared.http.guard import guarded_router

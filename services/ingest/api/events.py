@@ -8,6 +8,7 @@ whole batch; nothing is awaited per event.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -19,7 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from services.ingest.adapters.event_sink import DeliveryFailed, KafkaUnavailable
 from services.ingest.api.common_params import container as container_of
-from services.ingest.domain.batches import census, count_by_type, non_finite_numbers
+from services.ingest.domain.batches import census_of, count_by_type, non_finite_numbers
 from services.ingest.telemetry import RejectReason
 from shared.events import BatchTooLarge, Event, FieldError, InvalidEvent, decode_batch
 from shared.http.auth import Principal, Scope, require_scope
@@ -66,6 +67,28 @@ async def read_body(request: Request) -> bytes:
 
 def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def census(raw: bytes, *, ndjson: bool) -> Counter[str]:
+    """Per-type counts of a body that was refused; best effort, {} when it does not parse.
+
+    Only on the rejection path, so parsing the body a second time is fine.
+    """
+    items: list[Any] = []
+    try:
+        if ndjson:
+            for line in raw.split(b"\n"):
+                if line.strip():
+                    try:
+                        items.append(orjson.loads(line))
+                    except orjson.JSONDecodeError:
+                        items.append(None)
+        else:
+            parsed = orjson.loads(raw)
+            items = parsed if isinstance(parsed, list) else []
+    except orjson.JSONDecodeError:
+        return Counter()
+    return census_of(items)
 
 
 def locate_non_finite(raw: bytes, ndjson: bool, errors: list[FieldError]) -> list[FieldError]:

@@ -24,6 +24,14 @@ from services.ingest.api.common_params import (
     invalid,
     time_range,
 )
+from services.ingest.api.metric_bodies import (
+    MetricIn,
+    MinerReportIn,
+    PerformanceIn,
+    metric_envelope,
+    miner_envelope,
+    performance_envelope,
+)
 from services.ingest.domain.custom_metrics import KeyQuotaReached, MetricConflict, SeriesLimitReached
 from services.ingest.domain.metrics import (
     MAX_LABEL_NAME_CHARS,
@@ -32,12 +40,6 @@ from services.ingest.domain.metrics import (
     MAX_METRIC_NAME_CHARS,
     METRIC_NAME_PATTERN,
     MINER_REPORT_FIELDS,
-    MetricIn,
-    MinerReportIn,
-    PerformanceIn,
-    metric_envelope,
-    miner_envelope,
-    performance_envelope,
 )
 from shared.events import NAME_PATTERN
 from shared.http.auth import Principal, Scope, require_scope

@@ -12,8 +12,6 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Final
 
-import orjson
-
 EVENT_TYPES: Final = ("share", "block", "miner")
 OTHER: Final = "other"
 
@@ -27,25 +25,12 @@ def count_by_type(events: Iterable[Any]) -> Counter[str]:
     return Counter(event.type for event in events)
 
 
-def census(raw: bytes, *, ndjson: bool) -> Counter[str]:
-    """Per-type counts of a body that was refused; best effort, {} when it does not parse.
+def census_of(items: Iterable[Any]) -> Counter[str]:
+    """Per-type counts of a refused body's parsed items, whatever they are.
 
-    Only on the rejection path, so parsing the body a second time is fine.
+    The items are what the body's JSON held (None for a line that did not
+    parse): anything but an object with a contract `type` counts as "other".
     """
-    items: list[Any] = []
-    try:
-        if ndjson:
-            for line in raw.split(b"\n"):
-                if line.strip():
-                    try:
-                        items.append(orjson.loads(line))
-                    except orjson.JSONDecodeError:
-                        items.append(None)
-        else:
-            parsed = orjson.loads(raw)
-            items = parsed if isinstance(parsed, list) else []
-    except orjson.JSONDecodeError:
-        return Counter()
     return Counter(label_of(item.get("type") if isinstance(item, dict) else None) for item in items)
 
 

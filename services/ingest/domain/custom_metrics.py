@@ -1,4 +1,4 @@
-"""Custom metrics exported on the ingest service's /metrics, as POST /api/metrics feeds them.
+"""Custom metrics as POST /api/metrics feeds them: the series, their owners, quotas and expiry. Pure.
 
 A gauge sample sets its series, a counter sample adds its value, a histogram
 sample is observed into the default Prometheus buckets. One metric name keeps
@@ -22,7 +22,9 @@ after Kafka acknowledged the sample the handler calls `record()`, or
 has a value, and never expires while a sample for it is in flight.
 
 State is in memory: it restarts empty with the process, like any exporter's.
-`collect()` may run on another thread (a sync /metrics handler), hence the lock.
+Reading it for /metrics (`snapshot()`, rendered by
+`services.ingest.adapters.custom_metrics`) may happen on another thread (a
+sync /metrics handler), hence the lock.
 """
 
 from __future__ import annotations
@@ -31,17 +33,9 @@ import bisect
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
-
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
 
 from services.ingest.domain.metrics import MetricType
 
@@ -49,10 +43,6 @@ from services.ingest.domain.metrics import MetricType
 DEFAULT_BUCKETS: Final[tuple[float, ...]] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )
-_HELP: Final = "Custom metric posted through POST /api/metrics"
-SERIES_METRIC: Final = "chimera_custom_metrics_series"
-REFUSED_METRIC: Final = "chimera_custom_metrics_refused"  # exported as ..._total
-REFUSED_LABELS: Final = ("key_id", "reason")
 # Refusal reasons: the shared cap, the caller's own quota, a type/label-name clash.
 SERIES_LIMIT: Final = "series_limit"
 KEY_QUOTA: Final = "key_quota"
@@ -140,10 +130,35 @@ class Admission:
     kind: MetricType
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesReading:
+    label_values: tuple[str, ...]
+    value: float  # gauge value or counter total
+    bucket_counts: tuple[int, ...]  # histogram, per bucket of DEFAULT_BUCKETS then +Inf (not cumulative)
+    total: float  # histogram sum
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyReading:
+    name: str
+    kind: MetricType
+    label_names: tuple[str, ...]
+    series: tuple[SeriesReading, ...]  # those with a value: a reserved series is not shown yet
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything there is to export, as it was at one instant."""
+
+    families: tuple[FamilyReading, ...]
+    series_count: int  # reserved series included
+    refused: dict[tuple[str, str], int]  # (key_id, reason) -> refusals
+
+
 _SeriesKey = tuple[str, tuple[str, ...]]  # (family name, label values)
 
 
-class CustomMetrics:
+class CustomMetricsLedger:
     """The custom series, whose key owns each, and when each was last updated.
 
     `max_series` is shared by all keys; `max_series_per_key` bounds the series
@@ -312,64 +327,13 @@ class CustomMetrics:
             return sum(count for (key, why), count in self._refused.items()
                        if why == reason and (key_id is None or key == key_id))
 
-    def collector(self) -> Collector:
-        return _Collector(self)
-
-    def families(self) -> Iterator[Metric]:
+    def snapshot(self) -> Snapshot:
+        """The series with a value, the series count and the refusals; expired series go first."""
         with self._lock:
             self._expire(self._clock())
-            snapshot = [(f.name, f.kind, f.label_names,
-                         [(s.label_values, s.value, list(s.bucket_counts), s.total)
-                          for s in f.series.values() if s.recorded])
-                        for f in self._families.values()]
-            series_count = len(self._by_age)
-            refused = dict(self._refused)
-        for name, kind, label_names, samples in snapshot:
-            if not samples:
-                continue
-            yield _family(name, kind, list(label_names), samples)
-        gauge = GaugeMetricFamily(SERIES_METRIC, "Distinct custom metric series held (including reserved ones)")
-        gauge.add_metric([], series_count)
-        yield gauge
-        counter = CounterMetricFamily(REFUSED_METRIC, "Custom metric samples refused, by API key and reason",
-                                      labels=list(REFUSED_LABELS))
-        for (key_id, reason), count in sorted(refused.items()):
-            counter.add_metric([key_id, reason], count)
-        yield counter
-
-
-def _family(name: str, kind: MetricType, label_names: list[str],
-            samples: list[tuple[tuple[str, ...], float, list[int], float]]) -> Metric:
-    if kind == "gauge":
-        gauge = GaugeMetricFamily(name, _HELP, labels=label_names)
-        for values, value, _, _ in samples:
-            gauge.add_metric(list(values), value)
-        return gauge
-    if kind == "counter":
-        counter = CounterMetricFamily(name, _HELP, labels=label_names)
-        for values, value, _, _ in samples:
-            counter.add_metric(list(values), value)
-        return counter
-    histogram = HistogramMetricFamily(name, _HELP, labels=label_names)
-    bounds = [*(repr(b) for b in DEFAULT_BUCKETS), "+Inf"]
-    for values, _, counts, total in samples:
-        cumulative, buckets = 0, []
-        for bound, count in zip(bounds, counts, strict=True):
-            cumulative += count
-            buckets.append((bound, cumulative))
-        histogram.add_metric(list(values), buckets, total)
-    return histogram
-
-
-class _Collector(Collector):
-    def __init__(self, metrics: CustomMetrics) -> None:
-        self._metrics = metrics
-
-    def collect(self) -> Iterator[Metric]:
-        return self._metrics.families()
-
-    def describe(self) -> Iterator[Metric]:
-        # Only the fixed families: custom names are not known at registration, and
-        # describing them would make the registry reject later, unrelated names.
-        yield GaugeMetricFamily(SERIES_METRIC, "")
-        yield CounterMetricFamily(REFUSED_METRIC, "", labels=list(REFUSED_LABELS))
+            families = tuple(
+                FamilyReading(f.name, f.kind, f.label_names,
+                              tuple(SeriesReading(s.label_values, s.value, tuple(s.bucket_counts), s.total)
+                                    for s in f.series.values() if s.recorded))
+                for f in self._families.values())
+            return Snapshot(families, len(self._by_age), dict(self._refused))

@@ -19,8 +19,6 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-import orjson
-
 from services.ingest.domain.text import unstorable
 
 
@@ -108,22 +106,3 @@ def unstorable_json(value: Any) -> str | None:
         elif isinstance(item, list):
             stack.extend(item)
     return None
-
-
-def config_size_bytes(config: dict[str, Any]) -> int:
-    """Size as compact JSON: what is stored, independent of the client's whitespace."""
-    problem = unstorable_json(config)
-    if problem is not None:
-        raise ConfigNotStorable(problem)
-    try:
-        encoded = orjson.dumps(config)
-    except orjson.JSONEncodeError as exc:
-        # The same encoder writes the jsonb column, so what it refuses here would fail there.
-        raise ConfigNotStorable(str(exc)) from None
-    return len(encoded)
-
-
-def check_config_size(config: dict[str, Any], max_bytes: int) -> None:
-    size = config_size_bytes(config)
-    if size > max_bytes:
-        raise ConfigTooLarge(size, max_bytes)

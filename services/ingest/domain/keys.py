@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from shared.http.auth import KeyRefused, Principal, Scope
+from shared.access import KeyRefused, Principal, Scope
 
 KEY_PREFIX: Final = "chm_"
 SECRET_BYTES: Final = 32

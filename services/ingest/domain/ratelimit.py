@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from shared.http.auth import Principal
+from shared.access import Principal
 
 Clock = Callable[[], float]
 

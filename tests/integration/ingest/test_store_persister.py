@@ -20,7 +20,7 @@ from services.ingest.adapters.metrics_persister import (
     MetricsPersister,
 )
 from services.ingest.adapters.metrics_store import MetricsStore
-from services.ingest.domain.metrics import MetricEnvelope, PerformanceEnvelope
+from services.ingest.adapters.metric_envelopes import MetricEnvelope, PerformanceEnvelope
 from shared.db.migrate import migrate_database
 from shared.db.pool import create_pool
 from shared.kafka.deadletter import HEADER_ERROR

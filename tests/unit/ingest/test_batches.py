@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.ingest.domain.batches import census, label_of, non_finite_numbers
+from services.ingest.api.events import census
+from services.ingest.domain.batches import label_of, non_finite_numbers
 
 pytestmark = pytest.mark.unit
 

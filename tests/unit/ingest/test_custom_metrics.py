@@ -6,9 +6,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.ingest.adapters.custom_metrics import CustomMetrics
 from services.ingest.domain.custom_metrics import (
     DEFAULT_BUCKETS,
-    CustomMetrics,
     KeyQuotaReached,
     MetricConflict,
     SeriesLimitReached,

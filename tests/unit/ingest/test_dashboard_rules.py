@@ -6,14 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.ingest.adapters.dashboards import check_config_size, config_size_bytes
 from services.ingest.domain.dashboards import (
     Access,
     ConfigNotStorable,
     ConfigTooLarge,
     Dashboard,
     Viewer,
-    check_config_size,
-    config_size_bytes,
     read_access,
     write_access,
 )

@@ -11,22 +11,24 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from services.ingest.api.common_params import parse_time, time_range
-from services.ingest.domain.metrics import (
+from services.ingest.adapters.metric_envelopes import (
     MetricEnvelope,
-    MetricIn,
     MinerReportEnvelope,
-    MinerReportIn,
     PerformanceEnvelope,
-    PerformanceIn,
     decode_envelope,
     encode_envelope,
-    merge_miner_reports,
+    record_key,
+)
+from services.ingest.api.common_params import parse_time, time_range
+from services.ingest.api.metric_bodies import (
+    MetricIn,
+    MinerReportIn,
+    PerformanceIn,
     metric_envelope,
     miner_envelope,
     performance_envelope,
-    record_key,
 )
+from services.ingest.domain.metrics import merge_miner_reports
 from shared.http.errors import ApiError
 
 pytestmark = pytest.mark.unit
