@@ -1,4 +1,4 @@
-"""The contract's figures (CONTRACT.md section 2), used by the aggregator and the stats API alike.
+"""The contract's figures (docs/contract.md section 2), used by the aggregator and the stats API alike.
 
 - hashrate (H/s) over a span = sum(difficulty of accepted shares) * multiplier / span seconds;
   the multiplier is 2^32 for SHA-256d and a per-pool setting otherwise;

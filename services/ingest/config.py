@@ -10,7 +10,7 @@ from shared.settings import ServiceSettings
 class IngestSettings(ServiceSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
-    # CONTRACT.md section 3: POST /v1/events limits.
+    # docs/contract.md section 3: POST /v1/events limits.
     max_batch_events: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # Token bucket per API key: sustained requests per second and burst length

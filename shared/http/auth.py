@@ -1,4 +1,4 @@
-"""Who is calling, and may they? The FastAPI side of API keys (CONTRACT.md section 3).
+"""Who is calling, and may they? The FastAPI side of API keys (docs/contract.md section 3).
 
 Every router of every service declares what it needs with
 `Depends(require_scope(Scope.READ))`; the app that mounts the routers puts a

@@ -1,4 +1,4 @@
-"""One error shape for every HTTP API: `{"error": "...", "details": [...]}` (CONTRACT.md section 3).
+"""One error shape for every HTTP API: `{"error": "...", "details": [...]}` (docs/contract.md section 3).
 
 Handlers raise `ApiError` (or FastAPI's own validation errors, which are
 translated here); nothing a client sends may turn into a 500. A database that

@@ -1,6 +1,6 @@
 """Routers of other services, mounted on the one public API app.
 
-The API is reachable at one base URL (CONTRACT.md section 3), but alert
+The API is reachable at one base URL (docs/contract.md section 3), but alert
 rules belong to the alerter and channels to the notifier. Each of those
 services exposes a factory `make_plugin(settings, pool) -> ApiPlugin` in its
 own `api` module; the ingest app imports the factories named in its

@@ -183,7 +183,7 @@ class EventProducer:
             ) from first
 
     async def send_events(self, events: Iterable[Event], *, timeout_s: float | None = None) -> None:
-        """Send validated events to their `pool.*` topics, keyed by miner (CONTRACT.md 1)."""
+        """Send validated events to their `pool.*` topics, keyed by miner (docs/contract.md 1)."""
         await self.send_batch(
             [
                 OutgoingRecord(

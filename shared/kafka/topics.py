@@ -26,7 +26,7 @@ _DAY_MS = 24 * _HOUR_MS
 
 
 class Topic:
-    """Base topic names, before the prefix. The `pool.*` ones are public (CONTRACT.md section 1)."""
+    """Base topic names, before the prefix. The `pool.*` ones are public (docs/contract.md section 1)."""
 
     SHARES = "pool.shares"
     BLOCKS = "pool.blocks"

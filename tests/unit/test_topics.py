@@ -29,7 +29,7 @@ def test_catalogue_names_every_topic_with_the_prefix() -> None:
 
 def test_no_prefix_gives_the_contract_names() -> None:
     names = {spec.name for spec in topic_specs(ServiceSettings())}
-    # The public topics of CONTRACT.md section 1, which the events codec routes to.
+    # The public topics of docs/contract.md section 1, which the events codec routes to.
     assert set(TOPIC_BY_TYPE.values()) <= names
     assert topic_name(ServiceSettings(), Topic.SHARES) == "pool.shares"
 

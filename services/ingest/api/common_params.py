@@ -53,7 +53,7 @@ Text = Annotated[str, AfterValidator(_storable)]
 
 
 class ErrorOut(BaseModel):
-    """The one error shape (CONTRACT.md section 3)."""
+    """The one error shape (docs/contract.md section 3)."""
 
     error: str
     details: list[dict[str, object]]

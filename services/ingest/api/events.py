@@ -1,4 +1,4 @@
-"""POST /v1/events (CONTRACT.md sections 1 and 3): decode the body, hand it to the event sink.
+"""POST /v1/events (docs/contract.md sections 1 and 3): decode the body, hand it to the event sink.
 
 The hot path is one streaming read of the body, one orjson parse and one
 bulk pydantic validation (`decode_batch`), then one awaited send of the
@@ -163,7 +163,7 @@ def event_component_schemas() -> dict[str, Any]:
     )
     components: dict[str, Any] = schema.pop("$defs", {})
     schema["title"] = "Event"
-    schema["description"] = "Any pool event, told apart by its `type` field (CONTRACT.md section 1)."
+    schema["description"] = "Any pool event, told apart by its `type` field (docs/contract.md section 1)."
     components["Event"] = schema
     return components
 

@@ -1,4 +1,4 @@
-"""The stats API (CONTRACT.md section 3), read from what the aggregator persists."""
+"""The stats API (docs/contract.md section 3), read from what the aggregator persists."""
 
 from __future__ import annotations
 

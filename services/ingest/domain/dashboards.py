@@ -1,4 +1,4 @@
-"""Who may see and change a dashboard (CONTRACT.md section 3).
+"""Who may see and change a dashboard (docs/contract.md section 3).
 
 - The owner is the API key that created it (`Principal.key_id`).
 - A public dashboard is readable by anyone, with or without a key, whatever

@@ -1,4 +1,4 @@
-"""The figures of the stats API (CONTRACT.md sections 2 and 3), from the aggregator's minute rows.
+"""The figures of the stats API (docs/contract.md sections 2 and 3), from the aggregator's minute rows.
 
 Windows are made of COMPLETE minutes only: with `m` the start of the current
 minute, window W covers [m - W, m). The current minute is still filling (and

@@ -1,4 +1,4 @@
-"""Stats figures (CONTRACT.md section 2) from window sums, table by table."""
+"""Stats figures (docs/contract.md section 2) from window sums, table by table."""
 
 from __future__ import annotations
 
