@@ -1,4 +1,8 @@
-"""Settings of the alerter (rule evaluation over the figure streams)."""
+"""Settings of the alerter (rule evaluation over the figure streams).
+
+Environment names are the field names upper-cased. Durations carry their
+unit in the name.
+"""
 
 from pydantic import Field
 
@@ -6,5 +10,20 @@ from shared.settings import ServiceSettings
 
 
 class AlerterSettings(ServiceSettings):
+    # The faust app's id (prefixed like topics): its consumer group and table names.
+    alerter_group_id: str = Field(default="alerter", min_length=1, max_length=200)
+    # A series with no new record for this long leaves its group ("data stopped"). Worker
+    # records come at least once per snapshot sweep (SNAPSHOT_FULL_SWEEP_TICKS x
+    # SNAPSHOT_INTERVAL_S = 5 min by default): keep this well above it.
+    alerter_stale_after_s: float = Field(default=900.0, gt=0)
+    # How often time alone moves alerts (durations completing, stale series, keep_firing_for).
+    alerter_tick_s: float = Field(default=1.0, gt=0)
+    # How often the rules are read back from PostgreSQL (when they changed).
+    alerter_rules_reload_s: float = Field(default=2.0, gt=0)
+    alerter_db_timeout_s: float = Field(default=10.0, gt=0)
+    alerter_retry_max_s: float = Field(default=5.0, gt=0)
+    # Observations per batch the group agent takes (or what arrived within 50 ms).
+    alerter_batch_max: int = Field(default=1_000, ge=1)
+    # Prometheus /metrics, /healthz
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(default=9102, ge=1, le=65535)
+    metrics_port: int = Field(default=9102, ge=0, le=65535)

@@ -61,7 +61,7 @@ from services.aggregator.domain.export_figures import (
 from services.aggregator.domain.export_selection import PoolUptime, select_miners
 from services.aggregator.domain.model import PoolAggregate
 from services.aggregator.domain.windows import DEFAULT_MULTIPLIER, WINDOWS, hashrate_hs, shares_per_second
-from services.aggregator.outputs.http_server import EmbeddedHttpServer
+from shared.http.embedded import EmbeddedHttpServer
 from services.aggregator.outputs.model_set import ModelSet
 from services.aggregator.outputs.telemetry import AggregatorTelemetry, PipelineCounters
 from shared.clock import now_ms

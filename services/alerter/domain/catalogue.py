@@ -97,7 +97,7 @@ AGGREGATOR_METRICS: Final[dict[str, MetricSpec]] = {
 }
 
 PERFORMANCE_METRICS: Final[dict[str, MetricSpec]] = {
-    name: MetricSpec(name, "performance", ("host",), unit, description=f"performance metric {name} by host")
+    name: MetricSpec(name, "performance", ("host", "service"), unit, description=f"performance metric {name} by host")
     for name, unit in (("cpu_usage", "percent"), ("memory_usage", "percent"), ("disk_usage", "percent"),
                        ("network_in_bytes", "bytes"), ("network_out_bytes", "bytes"), ("load_average", "load"))
 }

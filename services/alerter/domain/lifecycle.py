@@ -57,6 +57,7 @@ class GroupState:
     fingerprint: str
     rule_id: int
     labels: dict[str, str]  # the alert's labels
+    rule_version: int = 0  # the rule's version when the group began reading what it reads
     status: Status = "inactive"
     starts_at_ms: int | None = None
     fired_at_ms: int | None = None

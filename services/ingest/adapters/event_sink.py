@@ -19,10 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
-
-from shared.background import cancel_and_wait, spawn
 from services.ingest.config import IngestSettings
 from services.ingest.telemetry import IngestTelemetry
+from shared.background import cancel_and_wait, spawn
 from shared.events import Event
 from shared.kafka.options import KafkaClientError
 from shared.kafka.producer import EventProducer, ProduceError

@@ -21,7 +21,6 @@ from typing import Any, Final, Protocol
 
 import asyncpg
 
-from shared.background import cancel_and_wait, spawn
 from services.ingest.domain.keys import (
     SECRET_BYTES,
     ApiKeyRecord,
@@ -32,6 +31,7 @@ from services.ingest.domain.keys import (
     parse_scopes,
     plausible_token,
 )
+from shared.background import cancel_and_wait, spawn
 from shared.db.errors import DATABASE_ERRORS
 from shared.http.auth import KeyRefused, Principal, Scope
 

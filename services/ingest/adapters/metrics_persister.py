@@ -32,7 +32,13 @@ from typing import Final, Protocol, TypeVar
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter
 
-from services.ingest.adapters.metric_envelopes import (
+from shared.background import cancel_and_wait, spawn
+from shared.kafka.consumer import BatchConsumer, CommitError, Record
+from shared.kafka.deadletter import DeadLetter, DeadLetterProducer
+from shared.kafka.options import KafkaClientError
+from shared.kafka.producer import EventProducer, OutgoingRecord, ProduceError
+from shared.kafka.topics import Topic, topic_name
+from shared.metric_envelopes import (
     MetricEnvelope,
     MinerReportEnvelope,
     PerformanceEnvelope,
@@ -40,12 +46,6 @@ from services.ingest.adapters.metric_envelopes import (
     encode_envelope,
     record_key,
 )
-from shared.background import cancel_and_wait, spawn
-from shared.kafka.consumer import BatchConsumer, CommitError, Record
-from shared.kafka.deadletter import DeadLetter, DeadLetterProducer
-from shared.kafka.options import KafkaClientError
-from shared.kafka.producer import EventProducer, OutgoingRecord, ProduceError
-from shared.kafka.topics import Topic, topic_name
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from typing import Any
 
 import asyncpg
 
-from services.ingest.adapters.metric_envelopes import MetricEnvelope, MinerReportEnvelope, PerformanceEnvelope
 from services.ingest.domain.metrics import merge_miner_reports
+from shared.metric_envelopes import MetricEnvelope, MinerReportEnvelope, PerformanceEnvelope
 
 AnyEnvelope = MetricEnvelope | PerformanceEnvelope | MinerReportEnvelope
 

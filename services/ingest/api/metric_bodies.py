@@ -23,7 +23,6 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from services.ingest.adapters.metric_envelopes import MetricEnvelope, MinerReportEnvelope, PerformanceEnvelope
 from services.ingest.api.common_params import Text
 from services.ingest.domain.metrics import (
     MAX_INT64,
@@ -34,7 +33,6 @@ from services.ingest.domain.metrics import (
     MINER_PARAM_PATTERN,
     MINER_REPORT_FIELDS,
     PERFORMANCE_FIELDS,
-    MetricType,
     Refusal,
     histogram_label_refusal,
     label_refusal,
@@ -43,6 +41,7 @@ from services.ingest.domain.metrics import (
     value_refusal,
 )
 from shared.events import NAME_PATTERN, Name, NonNegative, Positive, Timestamp
+from shared.metric_envelopes import MetricType, MetricEnvelope, MinerReportEnvelope, PerformanceEnvelope
 
 
 def _refuse(refusal: Refusal | None) -> None:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from services.ingest.domain.metrics import MetricType
+from shared.metric_envelopes import MetricType
 
 # prometheus_client's default buckets (seconds-oriented, but the de-facto default).
 DEFAULT_BUCKETS: Final[tuple[float, ...]] = (

@@ -1,7 +1,7 @@
 """The metrics API's rules: what a sample's names and labels may be, and how miner reports merge. Pure.
 
 The request bodies that apply these rules are `services.ingest.api.metric_bodies`;
-the Kafka records the samples travel in are `services.ingest.adapters.metric_envelopes`.
+the Kafka records the samples travel in are `shared.metric_envelopes`.
 
 A rule answers None when the value is fine, else a `Refusal`: a stable code,
 a message template and the values it names, which the HTTP layer turns into
@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Protocol
 
 from shared.events import MINER_PATTERN
 
@@ -34,7 +34,6 @@ RESERVED_NAME_PREFIXES: Final = ("chimera_", "ingest_", "process_", "python_")
 # and bodies alike: plain enough for OpenAPI tools that generate examples (schemathesis).
 MINER_PARAM_PATTERN: Final = MINER_PATTERN
 
-MetricType = Literal["gauge", "counter", "histogram"]
 MAX_INT64: Final = 2**63 - 1
 
 PERFORMANCE_FIELDS: Final = (

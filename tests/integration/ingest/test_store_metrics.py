@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from services.ingest.adapters.metrics_store import MetricsStore, TimeRange
-from services.ingest.adapters.metric_envelopes import (
+from shared.metric_envelopes import (
     MetricEnvelope,
     MinerReportEnvelope,
     PerformanceEnvelope,

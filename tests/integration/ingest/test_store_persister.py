@@ -20,13 +20,13 @@ from services.ingest.adapters.metrics_persister import (
     MetricsPersister,
 )
 from services.ingest.adapters.metrics_store import MetricsStore
-from services.ingest.adapters.metric_envelopes import MetricEnvelope, PerformanceEnvelope
 from shared.db.migrate import migrate_database
 from shared.db.pool import create_pool
 from shared.kafka.deadletter import HEADER_ERROR
 from shared.kafka.options import client_options
 from shared.kafka.producer import EventProducer
 from shared.kafka.topics import Topic, ensure_topics, topic_name
+from shared.metric_envelopes import MetricEnvelope, PerformanceEnvelope
 from shared.settings import ServiceSettings
 from tests.conftest import Endpoints
 from tests.integration.ingest.conftest import delete_topics

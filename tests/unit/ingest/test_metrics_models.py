@@ -11,14 +11,6 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from services.ingest.adapters.metric_envelopes import (
-    MetricEnvelope,
-    MinerReportEnvelope,
-    PerformanceEnvelope,
-    decode_envelope,
-    encode_envelope,
-    record_key,
-)
 from services.ingest.api.common_params import parse_time, time_range
 from services.ingest.api.metric_bodies import (
     MetricIn,
@@ -30,6 +22,14 @@ from services.ingest.api.metric_bodies import (
 )
 from services.ingest.domain.metrics import merge_miner_reports
 from shared.http.errors import ApiError
+from shared.metric_envelopes import (
+    MetricEnvelope,
+    MinerReportEnvelope,
+    PerformanceEnvelope,
+    decode_envelope,
+    encode_envelope,
+    record_key,
+)
 
 pytestmark = pytest.mark.unit
 

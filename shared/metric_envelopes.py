@@ -8,7 +8,8 @@ Three kinds travel on the topic, told apart by `kind`:
 
 Every envelope carries `id` (a uuid given when the API accepted the sample)
 and `ts` (RFC 3339 UTC, milliseconds). The persister inserts on `id`, so a
-re-delivered record is stored once; the alerter reads the same stream.
+re-delivered record is stored once; the alerter reads the same stream
+(two services: hence here, in shared/).
 Envelopes ignore unknown fields, so producers may add fields later.
 """
 
@@ -20,8 +21,9 @@ from typing import Annotated, Final, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from services.ingest.domain.metrics import MetricType
 from shared.events import Timestamp
+
+MetricType = Literal["gauge", "counter", "histogram"]
 
 
 class _Envelope(BaseModel):

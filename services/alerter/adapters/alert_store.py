@@ -1,0 +1,135 @@
+"""Alerts in PostgreSQL: transitions applied once, and the outbox that feeds `chimera.alerts`.
+
+A transition changes its `alerts` row and, for firing and resolved ones that
+someone must hear of, inserts its `alert_events` row, in one transaction.
+Both are idempotent on the transition's identity (fingerprint, status,
+starts_at: migration 0010), so a transition replayed after a crash changes
+nothing and publishes nothing new. The relay (relay.py) publishes the
+outbox; the row is marked only after Kafka acknowledged it, so a crash in
+between publishes the identical record again, never a different one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import asyncpg
+
+from ..domain.lifecycle import Transition
+
+__all__ = ["AlertChange", "AlertStore", "alert_record", "to_datetime"]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else to_datetime(ms).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    """A transition with what the alert row and the published record say about it."""
+
+    transition: Transition
+    name: str
+    severity: str
+    annotations: Mapping[str, str]
+
+
+def alert_record(change: AlertChange, alert_id: int | None) -> dict[str, Any]:
+    """The value published on `chimera.alerts` (schema in docs/alerter.md)."""
+    t = change.transition
+    return {
+        "fingerprint": t.fingerprint,
+        "status": "firing" if t.status == "firing" else "resolved",
+        "starts_at": _iso(t.starts_at_ms),
+        "ends_at": _iso(t.at_ms) if t.status == "resolved" else None,
+        "fired_at": _iso(t.at_ms) if t.status == "firing" else None,
+        "labels": dict(t.labels),
+        "annotations": dict(change.annotations),
+        "severity": change.severity,
+        "name": change.name,
+        "value": t.value,
+        "threshold": t.limit,
+        "rule_id": t.rule_id,
+        "alert_id": alert_id,
+        "reason": t.reason or None,
+    }
+
+
+_PENDING: Final = """
+INSERT INTO alerts (rule_id, name, severity, status, labels, annotations, fingerprint, value, limit_value,
+                    started_at)
+VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9)
+ON CONFLICT DO NOTHING
+"""
+
+_FIRING: Final = """
+INSERT INTO alerts (rule_id, name, severity, status, labels, annotations, fingerprint, value, limit_value,
+                    started_at, fired_at)
+VALUES ($1, $2, $3, 'firing', $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (fingerprint, started_at) DO UPDATE
+SET status = 'firing', fired_at = EXCLUDED.fired_at, value = EXCLUDED.value,
+    limit_value = EXCLUDED.limit_value, annotations = EXCLUDED.annotations
+WHERE alerts.status = 'pending'
+"""
+
+_RESOLVED: Final = """
+UPDATE alerts SET status = 'resolved', resolved_at = $3, end_reason = $4, annotations = $5,
+                  value = coalesce($6, value)
+WHERE fingerprint = $1 AND started_at = $2 AND status <> 'resolved'
+"""
+
+_ALERT_ID: Final = "SELECT id FROM alerts WHERE fingerprint = $1 AND started_at = $2"
+
+_EVENT: Final = """
+INSERT INTO alert_events (alert_id, fingerprint, status, starts_at, at, payload)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (fingerprint, status, starts_at) DO NOTHING
+"""
+
+
+class AlertStore:
+    def __init__(self, pool: asyncpg.Pool, *, timeout_s: float = 10.0) -> None:
+        self._pool = pool
+        self._timeout_s = timeout_s
+
+    async def apply(self, changes: Sequence[AlertChange]) -> int:
+        """Apply the transitions in order, in one transaction; the events written for the
+        relay. Raises asyncpg/OSError errors (nothing applied) for the caller to retry."""
+        if not changes:
+            return 0
+        published = 0
+        async with self._pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
+            for change in changes:
+                published += await self._apply_one(conn, change)
+        return published
+
+    async def _apply_one(self, conn: asyncpg.Connection, change: AlertChange) -> int:
+        t = change.transition
+        starts = to_datetime(t.starts_at_ms)
+        labels, notes = dict(t.labels), dict(change.annotations)
+        if t.status == "pending":
+            await conn.execute(_PENDING, t.rule_id, change.name, change.severity, labels, notes, t.fingerprint,
+                               t.value, t.limit, starts, timeout=self._timeout_s)
+            return 0
+        if t.status == "firing":
+            await conn.execute(_FIRING, t.rule_id, change.name, change.severity, labels, notes, t.fingerprint,
+                               t.value, t.limit, starts, to_datetime(t.at_ms), timeout=self._timeout_s)
+        else:
+            await conn.execute(_RESOLVED, t.fingerprint, starts, to_datetime(t.at_ms), t.reason or None, notes,
+                               t.value, timeout=self._timeout_s)
+            if not t.was_firing:
+                return 0
+        alert_id = await conn.fetchval(_ALERT_ID, t.fingerprint, starts, timeout=self._timeout_s)
+        status = await conn.execute(_EVENT, alert_id, t.fingerprint, "firing" if t.status == "firing" else "resolved",
+                                    starts, to_datetime(t.at_ms), alert_record(change, alert_id),
+                                    timeout=self._timeout_s)
+        return 1 if status.endswith(" 1") else 0

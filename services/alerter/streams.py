@@ -1,0 +1,262 @@
+"""The alerter as a faust-streaming app: agents, tables, timers around the engine.
+
+    chimera.snapshots ─┐  (agent: decode, keep the latest record per key, evaluate)
+    pool.metrics ──────┴─> chimera.alerter-observations, keyed by fingerprint
+                            (agent: the group's state in the `groups` table, stepped;
+                             transitions to PostgreSQL, then the table)
+    timer (ALERTER_TICK_S): a tick record to each observations partition this worker
+                            holds, so time moves alerts inside the stream (durations
+                            completing, stale series, keep_firing_for, rules gone)
+    timer (ALERTER_RULES_RELOAD_S): rules read back when they changed; new rules and
+                            rules that read something else now are evaluated over the
+                            latest records at once
+
+Why an internal topic: a group (say, "workers offline in pool main") gathers
+series from every input partition, so its state lives where its
+fingerprint's partition is, on exactly one worker of the group, and moves
+with it in a rebalance (the table's changelog). Tables can only change
+inside a stream, hence ticks as records.
+
+Transitions are written to PostgreSQL before the table changes and before
+the stream commits; a crash in between replays the observation, which makes
+the identical transition, which the store drops (alert_store.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final
+
+import faust
+from aiokafka import ConsumerRecord
+
+from shared.backoff import Backoff
+from shared.clock import now_ms
+from shared.kafka.deadletter import DeadLetter
+from shared.kafka.topics import Topic, topic_name
+
+from .adapters.alert_store import AlertChange
+from .adapters.codec import (
+    decode_observation,
+    decode_record,
+    decode_state,
+    encode_observation,
+    encode_record,
+    encode_state,
+)
+from .adapters.sources import BadRecord, decode_metric, decode_snapshot
+from .config import AlerterSettings
+from .domain.lifecycle import GroupState, Transition
+from .domain.records import Record
+from .engine import Engine, RuleChanges
+from .telemetry import AlerterTelemetry
+
+__all__ = ["OBSERVATIONS", "AlerterStreams"]
+
+log = logging.getLogger(__name__)
+
+OBSERVATIONS: Final = "chimera.alerter-observations"
+_TICK: Final = b"\x00tick"
+
+ApplyChanges = Callable[[list[AlertChange]], Awaitable[int]]
+SendDeadLetters = Callable[[list[DeadLetter]], Awaitable[None]]
+
+
+class AlerterStreams:
+    def __init__(self, settings: AlerterSettings, engine: Engine, telemetry: AlerterTelemetry, *,
+                 apply_changes: ApplyChanges, dead_letters: SendDeadLetters,
+                 load_rules: Callable[[], Awaitable[RuleChanges | None]]) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.telemetry = telemetry
+        self._apply_changes = apply_changes
+        self._dead_letters = dead_letters
+        self._load_rules = load_rules
+        partitions = settings.kafka_topic_partitions
+        app = self.app = faust.App(
+            topic_name(settings, settings.alerter_group_id), broker=f"kafka://{settings.kafka_bootstrap_servers}",
+            store="memory://", web_enabled=False, autodiscover=False, topic_partitions=partitions,
+            key_serializer="raw", value_serializer="raw", consumer_auto_offset_reset="earliest",
+            broker_commit_interval=0.5, producer_linger_ms=1,
+        )
+        raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
+        self.snapshots = app.topic(topic_name(settings, Topic.SNAPSHOTS), **raw)
+        self.metrics = app.topic(topic_name(settings, Topic.METRICS), **raw)
+        self.observations = app.topic(topic_name(settings, OBSERVATIONS), partitions=partitions, internal=True,
+                                      **raw)
+        self.groups = app.Table("groups", default=None, partitions=partitions, **raw)
+        self.latest = app.Table("series", default=None, partitions=partitions, **raw)
+        self.latest_metrics = app.Table("metric-series", default=None, partitions=partitions, **raw)
+        app.agent(self.snapshots, name="snapshots")(self._snapshot_agent)
+        app.agent(self.metrics, name="metrics")(self._metric_agent)
+        app.agent(self.observations, name="groups")(self._group_agent)
+        app.timer(settings.alerter_tick_s, name="tick")(self._tick)
+        app.timer(settings.alerter_rules_reload_s, name="rules")(self._reload)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        self._active: dict[int, set[bytes]] = {}  # partition -> fingerprints not inactive
+        self._stopping = False
+        self._worker: Any = None
+        self._run: asyncio.Task[Any] | None = None
+
+    # --- lifecycle (the faust worker inside this event loop) ---------------------------
+
+    async def start(self) -> None:
+        if self._worker is not None:
+            return
+        self._worker = faust.Worker(self.app, loop=asyncio.get_running_loop(), quiet=True,
+                                    loglevel=self.settings.log_level, override_logging=False)
+        self._run = asyncio.get_running_loop().create_task(self._worker.start(), name="alerter-faust")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await worker.stop()
+        run, self._run = self._run, None
+        if run is not None and not run.done():
+            run.cancel()
+
+    # --- the input agents ------------------------------------------------------------------
+
+    async def _snapshot_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            await self._evaluate(event, Topic.SNAPSHOTS, decode_snapshot, self.latest)
+
+    async def _metric_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            await self._evaluate(event, Topic.METRICS, decode_metric, self.latest_metrics)
+
+    async def _evaluate(self, event: Any, source: str, decode: Callable[[bytes | None], Record | None],
+                        latest: Any) -> None:
+        began = time.perf_counter()
+        try:
+            record = decode(event.value)
+        except BadRecord as exc:
+            self.telemetry.records.labels(source, "dead_letter").inc()
+            await self._dead_letters([_letter(event, exc)])
+            return
+        if record is None:
+            self.telemetry.records.labels(source, "ignored").inc()
+            return
+        latest[record.key.encode()] = encode_record(record)
+        observations = self.engine.observations(record)
+        for obs in observations:
+            await self.observations.send(key=obs.fingerprint.encode(), value=encode_observation(obs))
+        self.telemetry.records.labels(source, "evaluated").inc()
+        self.telemetry.observations.inc(len(observations))
+        self.telemetry.evaluation_s.observe(time.perf_counter() - began)
+
+    # --- the group agent ---------------------------------------------------------------------
+
+    async def _group_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            partition = event.message.partition
+            if event.value == _TICK:
+                await self._tick_partition(partition)
+                continue
+            obs = decode_observation(event.value)
+            raw = self.groups.get(event.key)
+            state = decode_state(raw)[0] if raw is not None else None
+            state, made = self.engine.apply(state, obs, obs.reading.at_ms)
+            await self._record(made)
+            self._keep(event.key, state, partition)
+            self.telemetry.evaluation_lag_s.observe(max(now_ms() - obs.reading.at_ms, 0) / 1000)
+
+    async def _tick_partition(self, partition: int) -> None:
+        began = time.perf_counter()
+        active = self._active.get(partition)
+        if active is None:
+            active = self._active[partition] = self._scan(partition)
+        now = now_ms()
+        for key in list(active):
+            raw = self.groups.get(key)
+            if raw is None:
+                active.discard(key)
+                continue
+            state = decode_state(raw)[0]
+            made = self.engine.tick(state, now)
+            if made:
+                await self._record(made)
+                self._keep(key, state, partition)
+            elif state.status == "inactive":
+                active.discard(key)
+        self.telemetry.ticks_s.observe(time.perf_counter() - began)
+
+    def _scan(self, partition: int) -> set[bytes]:
+        """The partition's groups that are not inactive (after a start or a rebalance)."""
+        found = set()
+        for key, raw in self.groups.items():
+            state, where = decode_state(raw)
+            if where == partition and state.status != "inactive":
+                found.add(key)
+        return found
+
+    def _keep(self, key: bytes, state: GroupState, partition: int) -> None:
+        self.groups[key] = encode_state(state, partition)
+        active = self._active.setdefault(partition, set())
+        if state.status == "inactive":
+            active.discard(key)
+        else:
+            active.add(key)
+
+    async def _record(self, made: list[Transition]) -> None:
+        """Make the transitions durable, retrying until PostgreSQL takes them: the stream
+        does not move on (nor commit) before, so none is lost."""
+        if not made:
+            return
+        changes = [AlertChange(t, *self.engine.describe(t)) for t in made]
+        backoff = Backoff(0.1, self.settings.alerter_retry_max_s)
+        while True:
+            try:
+                await self._apply_changes(changes)
+                break
+            except Exception as exc:  # noqa: BLE001 - any failure to store is retried; the stream waits
+                if self._stopping:
+                    raise
+                self.telemetry.store_failures.inc()
+                delay = backoff.next()
+                log.warning("transitions not stored (retrying in %.1fs): %r", delay, exc)
+                await asyncio.sleep(delay)
+        for t in made:
+            self.telemetry.transitions.labels(t.status).inc()
+
+    def _on_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
+        for tp in revoked:
+            if tp.topic == self.observations.get_topic_name():
+                self._active.pop(tp.partition, None)
+
+    # --- timers ------------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        name = self.observations.get_topic_name()
+        for tp in self.app.assignor.assigned_actives():
+            if tp.topic == name:
+                await self.observations.send(value=_TICK, partition=tp.partition)
+        counts: dict[tuple[str, str], int] = {}
+        for active in self._active.values():
+            for key in active:
+                raw = self.groups.get(key)
+                if raw is not None:
+                    state = decode_state(raw)[0]
+                    entry = (state.status, state.labels.get("severity", "warning"))
+                    counts[entry] = counts.get(entry, 0) + 1
+        self.telemetry.set_alerts(counts)
+
+    async def _reload(self) -> None:
+        changes = await self._load_rules()
+        if changes is None or not changes.backfill:
+            return
+        records = [decode_record(raw) for table in (self.latest, self.latest_metrics) for raw in table.values()]
+        for obs in self.engine.backfill(changes.backfill, records):
+            await self.observations.send(key=obs.fingerprint.encode(), value=encode_observation(obs))
+
+
+def _letter(event: Any, exc: BadRecord) -> DeadLetter:
+    message = event.message
+    record = ConsumerRecord(message.topic, message.partition, message.offset, int(message.timestamp * 1000),
+                            0, message.key, message.value, None, len(message.key or b""),
+                            len(message.value or b""), list(message.headers or []))
+    return DeadLetter(record, "invalid record", [{"field": exc.field, "message": exc.message}])
