@@ -18,10 +18,11 @@ from shared.kafka.producer import EventProducer
 from shared.kafka.topics import ensure_topics
 from shared.lifecycle import StartedParts
 
-from .adapters.alert_store import AlertChange, AlertStore
+from .adapters.alert_store import AlertChange, AlertStore, write_groups
 from .adapters.relay import AlertRelay
 from .adapters.rule_store import RuleStore
 from .config import AlerterSettings
+from .domain.lifecycle import GroupState
 from .engine import Engine, RuleChanges
 from .streams import AlerterStreams
 from .telemetry import AlerterTelemetry, metrics_app, render
@@ -97,8 +98,11 @@ async def bootstrap(settings: AlerterSettings) -> Alerter:
                 relay.poke()
             return written
 
+        async def groups_behind(states: list[GroupState]) -> None:
+            await write_groups(pool, states, timeout_s=settings.alerter_db_timeout_s)
+
         streams = AlerterStreams(settings, engine, telemetry, apply_changes=apply_changes,
-                                 dead_letters=dead_letters.send, load_rules=rules.load)
+                                 dead_letters=dead_letters.send, write_groups=groups_behind, load_rules=rules.load)
 
         def exposition() -> bytes:
             telemetry.published.set(relay.published)

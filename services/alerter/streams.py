@@ -62,17 +62,19 @@ OBSERVATIONS: Final = "chimera.alerter-observations"
 _TICK: Final = b"\x00tick"
 
 ApplyChanges = Callable[[list[AlertChange]], Awaitable[int]]
+WriteGroups = Callable[[list[GroupState]], Awaitable[None]]
 SendDeadLetters = Callable[[list[DeadLetter]], Awaitable[None]]
 
 
 class AlerterStreams:
     def __init__(self, settings: AlerterSettings, engine: Engine, telemetry: AlerterTelemetry, *,
-                 apply_changes: ApplyChanges, dead_letters: SendDeadLetters,
+                 apply_changes: ApplyChanges, dead_letters: SendDeadLetters, write_groups: WriteGroups,
                  load_rules: Callable[[], Awaitable[RuleChanges | None]]) -> None:
         self.settings = settings
         self.engine = engine
         self.telemetry = telemetry
         self._apply_changes = apply_changes
+        self._write_groups = write_groups
         self._dead_letters = dead_letters
         self._load_rules = load_rules
         partitions = settings.kafka_topic_partitions
@@ -97,6 +99,7 @@ class AlerterStreams:
         app.timer(settings.alerter_rules_reload_s, name="rules")(self._reload)
         app.on_partitions_revoked.connect(self._on_revoked)
         self._active: dict[int, set[bytes]] = {}  # partition -> fingerprints not inactive
+        self._dirty: dict[int, set[bytes]] = {}  # partition -> groups changed since written behind
         self._stopping = False
         self._worker: Any = None
         self._run: asyncio.Task[Any] | None = None
@@ -183,7 +186,17 @@ class AlerterStreams:
                 self._keep(key, state, partition)
             elif state.status == "inactive":
                 active.discard(key)
+        await self._write_behind(partition)
         self.telemetry.ticks_s.observe(time.perf_counter() - began)
+
+    async def _write_behind(self, partition: int) -> None:
+        dirty = self._dirty.pop(partition, set())
+        states = [decode_state(raw)[0] for raw in (self.groups.get(key) for key in dirty) if raw is not None]
+        try:
+            await self._write_groups(states)
+        except Exception as exc:  # noqa: BLE001 - a view for the API: the next tick writes them again
+            self._dirty.setdefault(partition, set()).update(dirty)
+            log.warning("group states not written behind (retrying next tick): %r", exc)
 
     def _scan(self, partition: int) -> set[bytes]:
         """The partition's groups that are not inactive (after a start or a rebalance)."""
@@ -196,6 +209,7 @@ class AlerterStreams:
 
     def _keep(self, key: bytes, state: GroupState, partition: int) -> None:
         self.groups[key] = encode_state(state, partition)
+        self._dirty.setdefault(partition, set()).add(key)
         active = self._active.setdefault(partition, set())
         if state.status == "inactive":
             active.discard(key)

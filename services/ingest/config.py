@@ -1,8 +1,9 @@
 """Settings of the ingest service (the HTTP door and the REST API)."""
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from shared.settings import ServiceSettings
 
@@ -20,8 +21,10 @@ class IngestSettings(ServiceSettings):
     # Distinct custom metric series exported on /metrics; past it, POSTs of new series get 4xx.
     custom_metrics_max_series: int = Field(default=10_000, ge=1)
     max_dashboard_config_bytes: int = Field(default=256 * 1024, ge=1)
-    # Routers of other services mounted on this app: "package.module:factory".
-    api_plugins: list[str] = Field(default_factory=list)
+    # Routers of other services mounted on this app: "package.module:factory". The alerter's
+    # rules and alerts API is one (API_PLUGINS="" leaves it out).
+    api_plugins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["services.alerter.api:make_plugin"])
     # Largest request line plus headers the server reads. uvicorn's default
     # (16 KiB) is below what the API documents: a 16,384-character PromQL
     # query is up to 192 KiB once URL-encoded (12 bytes per 4-byte character).
@@ -85,3 +88,10 @@ class IngestSettings(ServiceSettings):
     # Interactive API docs at /docs: "local" serves Swagger UI's assets from
     # this service (no outside script), "off" turns /docs off.
     api_docs: Literal["local", "off"] = "local"
+
+    @field_validator("api_plugins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value

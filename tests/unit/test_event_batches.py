@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import orjson
 import pytest
 
@@ -22,7 +21,11 @@ from shared.events import (
 pytestmark = pytest.mark.unit
 
 from tests.unit.event_samples import (
-    DROP, NOW_MS, decode, errors_of, record,
+    DROP,
+    NOW_MS,
+    decode,
+    errors_of,
+    record,
 )
 
 pytestmark = pytest.mark.unit

@@ -14,10 +14,10 @@ import pytest
 from pydantic import ValidationError
 
 from shared.events import (
+    MINER_PATTERN,
     BlockEvent,
     FieldError,
     InvalidEvent,
-    MINER_PATTERN,
     MinerEvent,
     ShareEvent,
     decode_event,

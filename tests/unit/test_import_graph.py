@@ -23,7 +23,8 @@ import pytest
 ROOT: Final = Path(__file__).resolve().parents[2]
 PACKAGES: Final = ("services", "shared")
 # shared/ modules a domain may import: definitions and arithmetic, no I/O.
-PURE_SHARED: Final = frozenset({"shared.access", "shared.events", "shared.hashrate", "shared.metric_envelopes"})
+PURE_SHARED: Final = frozenset({"shared.access", "shared.events", "shared.hashrate", "shared.metric_envelopes",
+                              "shared.text"})
 
 
 def module_name(path: Path) -> str:

@@ -61,11 +61,11 @@ from services.aggregator.domain.export_figures import (
 from services.aggregator.domain.export_selection import PoolUptime, select_miners
 from services.aggregator.domain.model import PoolAggregate
 from services.aggregator.domain.windows import DEFAULT_MULTIPLIER, WINDOWS, hashrate_hs, shares_per_second
-from shared.http.embedded import EmbeddedHttpServer
 from services.aggregator.outputs.model_set import ModelSet
 from services.aggregator.outputs.telemetry import AggregatorTelemetry, PipelineCounters
 from shared.clock import now_ms
 from shared.db.errors import DATABASE_ERRORS
+from shared.http.embedded import EmbeddedHttpServer
 from shared.http.headers import SecurityHeaders
 from shared.periodic import PeriodicTask
 

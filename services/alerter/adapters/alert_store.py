@@ -17,13 +17,11 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import asyncpg
+import orjson
 
-from ..domain.lifecycle import Transition
+from ..domain.lifecycle import GroupState, Transition
 
-__all__ = ["AlertChange", "AlertStore", "alert_record", "to_datetime"]
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
+__all__ = ["AlertChange", "AlertStore", "alert_record", "to_datetime", "write_groups"]
 
 def to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
@@ -133,3 +131,36 @@ class AlertStore:
                                     starts, to_datetime(t.at_ms), alert_record(change, alert_id),
                                     timeout=self._timeout_s)
         return 1 if status.endswith(" 1") else 0
+
+
+_GROUPS: Final = """
+INSERT INTO alert_groups (fingerprint, rule_id, labels, status, value, limit_value, series, series_holding,
+                          starts_at, updated_at)
+SELECT u.fingerprint, u.rule_id, u.labels::jsonb, u.status, u.value, u.limit_value, u.series, u.holding,
+       u.starts_at, now()
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::int[], $8::int[],
+            $9::timestamptz[]) AS u(fingerprint, rule_id, labels, status, value, limit_value, series, holding,
+                                    starts_at)
+ON CONFLICT (fingerprint) DO UPDATE
+SET rule_id = EXCLUDED.rule_id, labels = EXCLUDED.labels, status = EXCLUDED.status, value = EXCLUDED.value,
+    limit_value = EXCLUDED.limit_value, series = EXCLUDED.series, series_holding = EXCLUDED.series_holding,
+    starts_at = EXCLUDED.starts_at, updated_at = now()
+"""
+
+
+async def write_groups(pool: asyncpg.Pool, states: Sequence[GroupState], *, timeout_s: float = 10.0) -> None:
+    """The groups' current state, for the API (a view: losing a write loses nothing)."""
+    if not states:
+        return
+    cols: tuple[list[Any], ...] = tuple([] for _ in range(9))
+    for s in sorted(states, key=lambda s: s.fingerprint):  # one lock order for every writer
+        holding = sum(1 for series in s.series.values() if series.holds)
+        value, limit = s.value, s.limit
+        if s.status == "inactive" and s.series:  # nothing holds: show the newest reading
+            newest = max(s.series.values(), key=lambda series: series.seen_ms)
+            value, limit = newest.value, newest.limit
+        for col, value in zip(cols, (s.fingerprint, s.rule_id, orjson.dumps(s.labels).decode(), s.status, value,
+                                     limit, len(s.series), holding,
+                                     to_datetime(s.starts_at_ms) if s.starts_at_ms is not None else None)):
+            col.append(value)
+    await pool.execute(_GROUPS, *cols, timeout=timeout_s)

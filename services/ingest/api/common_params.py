@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Final
+from typing import TYPE_CHECKING, Final
 
 from fastapi import Request
-from pydantic import AfterValidator, BaseModel
-from pydantic_core import PydanticCustomError
 
 from services.ingest.domain.metrics import MINER_PARAM_PATTERN
-from services.ingest.domain.text import unstorable
-from shared.http.errors import ApiError
+from shared.http.bodies import ErrorOut, Text, error_responses, invalid
 
 __all__ = ["MINER_PARAM_PATTERN", "ErrorOut", "Text", "container", "error_responses", "invalid", "parse_time",
            "time_range"]
@@ -38,43 +35,8 @@ _TIME_RANGE: Final = (f"from {MIN_TIME:%Y-%m-%dT%H:%M:%SZ} (epoch ms 0) "
 TIME_PARAM_DOC: Final = f"{_TIME_FORMS}, {_TIME_RANGE}"
 
 
-def _storable(value: str) -> str:
-    # NUL (PostgreSQL cannot hold it) and lone surrogates (no UTF-8 encoder can write
-    # them; JSON's "\ud800" decodes to one): refused here, or the sample would be
-    # acknowledged and then fail to encode or store (domain/text.py).
-    problem = unstorable(value)
-    if problem is not None:
-        raise PydanticCustomError("unstorable_text", problem)
-    return value
-
-
-# A body's string field that can be stored and encoded as it is.
-Text = Annotated[str, AfterValidator(_storable)]
-
-
-class ErrorOut(BaseModel):
-    """The one error shape (docs/contract.md section 3)."""
-
-    error: str
-    details: list[dict[str, object]]
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
-    """OpenAPI `responses=` entries for these error statuses, and 503: every route here
-    needs PostgreSQL (the key store at least), which may be unreachable for a while."""
-    out: dict[int | str, dict[str, object]] = {status: {"model": ErrorOut} for status in statuses}
-    out.setdefault(503, {"model": ErrorOut,
-                         "description": "PostgreSQL (or Kafka) is unreachable; retry after Retry-After"})
-    return out
-
-
 def container(request: Request) -> Container:
     return request.app.state.container  # type: ignore[no-any-return]
-
-
-def invalid(field: str, message: str) -> ApiError:
-    """A 422 in the same shape FastAPI's own validation errors get."""
-    return ApiError(422, "request is invalid", [{"field": field, "message": message}])
 
 
 def parse_time(value: str, field: str) -> datetime:

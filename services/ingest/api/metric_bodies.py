@@ -41,7 +41,7 @@ from services.ingest.domain.metrics import (
     value_refusal,
 )
 from shared.events import NAME_PATTERN, Name, NonNegative, Positive, Timestamp
-from shared.metric_envelopes import MetricType, MetricEnvelope, MinerReportEnvelope, PerformanceEnvelope
+from shared.metric_envelopes import MetricEnvelope, MetricType, MinerReportEnvelope, PerformanceEnvelope
 
 
 def _refuse(refusal: Refusal | None) -> None:

@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from services.ingest.domain.text import unstorable
+from shared.text import unstorable
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,20 @@ CREATE TABLE alert_events (
     UNIQUE (fingerprint, status, starts_at)
 );
 CREATE INDEX alert_events_unpublished_idx ON alert_events (id) WHERE published_at IS NULL;
+
+-- What the alerter holds per group (one rule, one value set of its group_by
+-- labels), written behind its table every tick for the API's evaluate: the
+-- latest value judged, how many series hold, and the group's state.
+CREATE TABLE alert_groups (
+    fingerprint    text             PRIMARY KEY,
+    rule_id        bigint           NOT NULL,
+    labels         jsonb            NOT NULL CHECK (jsonb_typeof(labels) = 'object'),
+    status         text             NOT NULL CHECK (status IN ('inactive', 'pending', 'firing')),
+    value          double precision,
+    limit_value    double precision,
+    series         integer          NOT NULL,
+    series_holding integer          NOT NULL,
+    starts_at      timestamptz,
+    updated_at     timestamptz      NOT NULL
+);
+CREATE INDEX alert_groups_rule_idx ON alert_groups (rule_id, status);

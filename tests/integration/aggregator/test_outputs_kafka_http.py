@@ -19,9 +19,9 @@ from services.aggregator.config import AggregatorSettings
 from services.aggregator.consume.results import BatchResult, PartitionResult
 from services.aggregator.domain.model import PoolAggregate
 from services.aggregator.outputs.exporter import MetricsExporter
-from services.aggregator.outputs.http_server import HttpServerStartError
 from services.aggregator.outputs.snapshot_stream import SnapshotPublisher
 from shared.events import ShareEvent
+from shared.http.embedded import HttpServerStartError
 from shared.kafka.options import client_options
 from shared.kafka.topics import Topic, ensure_topics, topic_specs
 from shared.lifecycle import StartedParts
