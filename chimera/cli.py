@@ -96,6 +96,12 @@ def _keys(args: argparse.Namespace) -> int:
     return asyncio.run(run_keys_command(_settings(), args))
 
 
+def _rules(args: argparse.Namespace) -> int:
+    from chimera.rules import run_rules_command
+
+    return asyncio.run(run_rules_command(_settings(), args))
+
+
 def _ingest(_: argparse.Namespace) -> int:
     from services.ingest.__main__ import main as ingest_main
 
@@ -145,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_actions.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("id", help="the key's id, as `chimera keys list` shows it")
     keys.set_defaults(handler=_keys)
+
+    rules = commands.add_parser("rules", help="load an alert rule pack, list the alert rules")
+    rule_actions = rules.add_subparsers(dest="action", required=True)
+    load_rules = rule_actions.add_parser(
+        "load", help="check a rule pack (YAML or JSON) and create or update its rules by name"
+    )
+    load_rules.add_argument("file", help="the pack, e.g. deploy/rules/default.yaml")
+    rule_actions.add_parser("list", help="list the alert rules: name, metric, operator, threshold, enabled")
+    rules.set_defaults(handler=_rules)
 
     commands.add_parser(
         "ingest", help="run the ingest service and REST API (settings from the environment)"

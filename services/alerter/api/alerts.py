@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from shared.events import MINER_PATTERN
 from shared.http.auth import Scope, require_scope
 from shared.http.bodies import error_responses, invalid
 from shared.http.errors import ApiError
@@ -67,7 +68,7 @@ def alerts_router(alerts: AlertQueries) -> APIRouter:
         status: Literal["pending", "firing", "resolved"] | None = None,
         severity: Literal["info", "warning", "error", "critical"] | None = None,
         rule: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="A rule's id")] = None,
-        miner: Annotated[str | None, Query(max_length=128)] = None,
+        miner: Annotated[str | None, Query(max_length=128, pattern=MINER_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         _: Any = _READ,

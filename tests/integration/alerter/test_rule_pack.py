@@ -160,3 +160,24 @@ async def test_the_cli_loads_lists_and_refuses(alerter_settings: AlerterSettings
     assert "oops: metric: unknown metric 'no_such_metric'" in refused.stderr
     assert "nothing loaded" in refused.stderr
     assert len(await table(pool)) == 11
+
+
+async def test_a_rule_created_meanwhile_through_the_api_is_compared_not_duplicated(
+        pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = default_data()
+    await load_pack(pool, data)
+    original = RuleStore.by_name
+    missed: list[str] = []
+
+    async def late_by_name(self: RuleStore, name: str) -> Any:
+        # The first look-up misses, as if the API created the rule just after it.
+        if name not in missed:
+            missed.append(name)
+            return None
+        return await original(self, name)
+
+    monkeypatch.setattr(RuleStore, "by_name", late_by_name)
+    report = await load_pack(pool, data)
+    assert report.refusals == []
+    assert {outcome for _, outcome, _ in report.outcomes} == {"unchanged"}
+    assert len(await table(pool)) == 11
