@@ -21,6 +21,8 @@ class AlerterSettings(ServiceSettings):
     # How often the rules are read back from PostgreSQL (when they changed).
     alerter_rules_reload_s: float = Field(default=2.0, gt=0)
     alerter_db_timeout_s: float = Field(default=10.0, gt=0)
+    # A member silent this long leaves the group: its groups move to the others.
+    alerter_session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
     alerter_retry_max_s: float = Field(default=5.0, gt=0)
     # Observations per batch the group agent takes (or what arrived within 50 ms).
     alerter_batch_max: int = Field(default=1_000, ge=1)

@@ -83,6 +83,9 @@ class AlerterStreams:
             store="memory://", web_enabled=False, autodiscover=False, topic_partitions=partitions,
             key_serializer="raw", value_serializer="raw", consumer_auto_offset_reset="earliest",
             broker_commit_interval=0.5, producer_linger_ms=1,
+            # A member that dies hands its groups over after this, not faust's default minute.
+            broker_session_timeout=settings.alerter_session_timeout_s,
+            broker_heartbeat_interval=min(3.0, settings.alerter_session_timeout_s / 3),
         )
         raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
         self.snapshots = app.topic(topic_name(settings, Topic.SNAPSHOTS), **raw)

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _UNPUBLISHED: Final = """
 SELECT id, fingerprint, payload FROM alert_events WHERE published_at IS NULL ORDER BY id LIMIT $1
+FOR UPDATE SKIP LOCKED
 """
 _MARK: Final = "UPDATE alert_events SET published_at = now() WHERE id = ANY($1::bigint[])"
 
@@ -63,13 +64,16 @@ class AlertRelay:
         """Publish what the outbox holds, batch by batch; the records sent."""
         sent = 0
         while True:
-            rows = await self._pool.fetch(_UNPUBLISHED, self._batch, timeout=10)
-            if not rows:
-                return sent
-            records = [OutgoingRecord(self.topic, r["fingerprint"].encode(), orjson.dumps(r["payload"]))
-                       for r in rows]
-            await self._producer.send_batch(records)
-            await self._pool.execute(_MARK, [r["id"] for r in rows], timeout=10)
+            # The rows stay locked until marked: another alerter's relay skips them, so two
+            # members never both publish a row (a crash before the mark still re-sends it).
+            async with self._pool.acquire(timeout=10) as conn, conn.transaction():
+                rows = await conn.fetch(_UNPUBLISHED, self._batch, timeout=10)
+                if not rows:
+                    return sent
+                records = [OutgoingRecord(self.topic, r["fingerprint"].encode(), orjson.dumps(r["payload"]))
+                           for r in rows]
+                await self._producer.send_batch(records)
+                await conn.execute(_MARK, [r["id"] for r in rows], timeout=10)
             sent += len(rows)
             self.published += len(rows)
 
