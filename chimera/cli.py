@@ -108,6 +108,12 @@ def _ingest(_: argparse.Namespace) -> int:
     return ingest_main()
 
 
+def _alerter(_: argparse.Namespace) -> int:
+    from services.alerter.__main__ import main as alerter_main
+
+    return alerter_main()
+
+
 def _aggregator(_: argparse.Namespace) -> int:
     from services.aggregator.__main__ import main as aggregator_main
 
@@ -168,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
         "aggregator",
         help="run the aggregator: figures from the event topics into PostgreSQL (settings from the environment)",
     ).set_defaults(handler=_aggregator)
+    commands.add_parser(
+        "alerter",
+        help="run the alerter: alert rules over the figure streams (settings from the environment)",
+    ).set_defaults(handler=_alerter)
     return parser
 
 

@@ -13,6 +13,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +21,13 @@ import httpx
 import orjson
 
 from chimera.devstack.config import DevStackConfig, DevStackError
+from chimera.rules import load_pack, read_pack
 from chimera.devstack.processes import port_open
 from chimera.services import ServiceProcess, runnable_services
 from chimera.simulator import SimulatedPool
 from services.ingest.adapters.keys import ApiKeyStore
 from services.ingest.config import IngestSettings
-from shared.db.pool import connect
+from shared.db.pool import connect, create_pool
 from shared.events import Event, decode_event
 from shared.http.auth import Scope
 from shared.kafka.consumer import BatchConsumer
@@ -36,6 +38,7 @@ from shared.kafka.topics import Topic
 TICK_MS = 1000
 REPORT_EVERY_S = 2.0
 READY_TIMEOUT_S = 90.0
+DEFAULT_RULE_PACK = Path(__file__).resolve().parents[1] / "deploy" / "rules" / "default.yaml"
 
 
 @dataclass
@@ -145,11 +148,23 @@ async def _report(pool: SimulatedPool, tally: Tally, dead_letters: DeadLetterPro
         print(line, flush=True)
 
 
+async def _load_default_rules(settings: IngestSettings) -> str:
+    pool = await create_pool(settings)
+    try:
+        report = await load_pack(pool, read_pack(DEFAULT_RULE_PACK))
+    finally:
+        await pool.close()
+    if report.refusals:
+        raise DevStackError(f"the default rule pack is refused: {report.refusals[0]}", "fix deploy/rules/")
+    return report.summary()
+
+
 async def run_demo(settings: IngestSettings) -> None:
     if port_open(settings.http_port, settings.http_host):
         raise DevStackError(f"port {settings.http_port} is taken, so the API cannot listen on it",
                             "stop what holds it, or set HTTP_PORT")
     key = await _demo_key(settings)
+    print(f"alert rules (deploy/rules/default.yaml): {await _load_default_rules(settings)}")
     log_dir = DevStackConfig.from_env().state_dir / "logs"
     services = [ServiceProcess(module, log_dir) for module in runnable_services()]
     pool = SimulatedPool(seed=int(time.time()))
