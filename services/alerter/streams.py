@@ -140,9 +140,9 @@ class AlerterStreams:
         began = time.perf_counter()
         try:
             record = decode(event.value)
-        except BadRecord as exc:
+        except BadRecord:
             self.telemetry.records.labels(source, "dead_letter").inc()
-            await self._dead_letters([_letter(event, exc)])
+            await self._retry("dead letter", lambda: self._dead_letters([_letter(event, exc)]))
             return
         if record is None:
             self.telemetry.records.labels(source, "ignored").inc()
@@ -225,20 +225,25 @@ class AlerterStreams:
         if not made:
             return
         changes = [AlertChange(t, *self.engine.describe(t)) for t in made]
+        await self._retry("transitions", lambda: self._apply_changes(changes))
+        for t in made:
+            self.telemetry.transitions.labels(t.status).inc()
+
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[object]]) -> None:
+        """Until it succeeds: the stream does not move on (nor commit) before. An agent that
+        raised would crash the whole faust app."""
         backoff = Backoff(0.1, self.settings.alerter_retry_max_s)
         while True:
             try:
-                await self._apply_changes(changes)
-                break
-            except Exception as exc:  # noqa: BLE001 - any failure to store is retried; the stream waits
+                await attempt()
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure to store or send is retried
                 if self._stopping:
                     raise
                 self.telemetry.store_failures.inc()
                 delay = backoff.next()
-                log.warning("transitions not stored (retrying in %.1fs): %r", delay, exc)
+                log.warning("%s not written (retrying in %.1fs): %r", what, delay, exc)
                 await asyncio.sleep(delay)
-        for t in made:
-            self.telemetry.transitions.labels(t.status).inc()
 
     def _on_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
         for tp in revoked:
@@ -249,9 +254,12 @@ class AlerterStreams:
 
     async def _tick(self) -> None:
         name = self.observations.get_topic_name()
-        for tp in self.app.assignor.assigned_actives():
-            if tp.topic == name:
-                await self.observations.send(value=_TICK, partition=tp.partition)
+        try:
+            for tp in self.app.assignor.assigned_actives():
+                if tp.topic == name:
+                    await self.observations.send(value=_TICK, partition=tp.partition)
+        except Exception as exc:  # noqa: BLE001 - the next tick goes out a tick later; nothing is lost
+            log.warning("tick not sent: %r", exc)
         counts: dict[tuple[str, str], int] = {}
         for active in self._active.values():
             for key in active:
@@ -263,7 +271,12 @@ class AlerterStreams:
         self.telemetry.set_alerts(counts)
 
     async def _reload(self) -> None:
-        changes = await self._load_rules()
+        # A timer that raises crashes the whole faust app: PostgreSQL away is only a late reload.
+        try:
+            changes = await self._load_rules()
+        except Exception as exc:  # noqa: BLE001 - retried at the next interval
+            log.warning("rules not reloaded (PostgreSQL?), retrying: %r", exc)
+            return
         if changes is None or not changes.backfill:
             return
         records = [decode_record(raw) for table in (self.latest, self.latest_metrics) for raw in table.values()]

@@ -42,7 +42,8 @@ class AlerterTelemetry:
         self.ticks_s = Histogram("chimera_alerter_tick_seconds", "Time to move one partition's alerts in time",
                                  buckets=_SECONDS, registry=r)
         self.store_failures = Counter("chimera_alerter_store_failures",
-                                      "Writes of transitions PostgreSQL refused (retried until they land)",
+                                      "Writes of transitions (PostgreSQL) or dead letters (Kafka) refused, each retried "
+                                      "until it lands while the stream waits",
                                       registry=r)
         self.published = Gauge("chimera_alerter_published_total", "Alert records published on chimera.alerts",
                                registry=r)
