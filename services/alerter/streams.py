@@ -32,10 +32,13 @@ from typing import Any, Final
 
 import faust
 from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
 
 from shared.backoff import Backoff
 from shared.clock import now_ms
+from shared.db.errors import DATABASE_ERRORS
 from shared.kafka.deadletter import DeadLetter
+from shared.kafka.options import KafkaClientError
 from shared.kafka.topics import Topic, topic_name
 
 from .adapters.alert_store import AlertChange
@@ -60,6 +63,8 @@ log = logging.getLogger(__name__)
 
 OBSERVATIONS: Final = "chimera.alerter-observations"
 _TICK: Final = b"\x00tick"
+# What waiting cures: PostgreSQL or Kafka away or slow. Anything else is a bug and crashes.
+_TRANSIENT: Final = (*DATABASE_ERRORS, KafkaError, KafkaClientError, TimeoutError)
 
 ApplyChanges = Callable[[list[AlertChange]], Awaitable[int]]
 WriteGroups = Callable[[list[GroupState]], Awaitable[None]]
@@ -140,9 +145,10 @@ class AlerterStreams:
         began = time.perf_counter()
         try:
             record = decode(event.value)
-        except BadRecord:
+        except BadRecord as exc:
             self.telemetry.records.labels(source, "dead_letter").inc()
-            await self._retry("dead letter", lambda: self._dead_letters([_letter(event, exc)]))
+            letter = _letter(event, exc)
+            await self._retry("dead letter", lambda: self._dead_letters([letter]))
             return
         if record is None:
             self.telemetry.records.labels(source, "ignored").inc()
@@ -237,7 +243,7 @@ class AlerterStreams:
             try:
                 await attempt()
                 return
-            except Exception as exc:  # noqa: BLE001 - any failure to store or send is retried
+            except _TRANSIENT as exc:
                 if self._stopping:
                     raise
                 self.telemetry.store_failures.inc()

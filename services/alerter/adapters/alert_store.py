@@ -156,9 +156,8 @@ async def write_groups(pool: asyncpg.Pool, states: Sequence[GroupState], *, time
     for s in sorted(states, key=lambda s: s.fingerprint):  # one lock order for every writer
         holding = sum(1 for series in s.series.values() if series.holds)
         value, limit = s.value, s.limit
-        if s.status == "inactive" and s.series:  # nothing holds: show the newest reading
-            newest = max(s.series.values(), key=lambda series: series.seen_ms)
-            value, limit = newest.value, newest.limit
+        if s.status == "inactive" and s.last is not None:  # nothing holds: show the newest reading
+            value, limit = s.last.value, None
         for col, value in zip(cols, (s.fingerprint, s.rule_id, orjson.dumps(s.labels).decode(), s.status, value,
                                      limit, len(s.series), holding,
                                      to_datetime(s.starts_at_ms) if s.starts_at_ms is not None else None)):

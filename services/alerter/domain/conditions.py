@@ -11,6 +11,7 @@ import hashlib
 import json
 import operator
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Final
 
 from .records import Reading
@@ -63,5 +64,11 @@ def alert_labels(rule: Rule, group: Mapping[str, str]) -> dict[str, str]:
 
 def fingerprint(rule_id: int, group: Mapping[str, str]) -> str:
     """Stable across processes and restarts: the rule's id and the group's label set."""
-    canonical = json.dumps([rule_id, sorted(group.items())], ensure_ascii=False, separators=(",", ":")).encode()
+    return _fingerprint(rule_id, tuple(sorted(group.items())))
+
+
+@lru_cache(maxsize=1 << 18)
+def _fingerprint(rule_id: int, items: tuple[tuple[str, str], ...]) -> str:
+    # A group's fingerprint is asked for with every reading of each of its series: cached.
+    canonical = json.dumps([rule_id, items], ensure_ascii=False, separators=(",", ":")).encode()
     return hashlib.sha256(canonical).hexdigest()[:16]

@@ -32,7 +32,11 @@ from .conditions import holds, limit_of
 from .records import Reading
 from .rules import Rule
 
-__all__ = ["GroupState", "SeriesState", "Transition", "end", "observe", "reassess", "step"]
+__all__ = ["MAX_SERIES", "GroupState", "SeriesState", "Transition", "end", "observe", "reassess", "step"]
+
+# Series a group keeps: a rule without group_by over every worker of a pool in an outage
+# still writes a bounded state (beyond this, further series are judged but not kept).
+MAX_SERIES = 5_000
 
 Status = Literal["inactive", "pending", "firing"]
 
@@ -64,7 +68,11 @@ class GroupState:
     last_true_ms: int | None = None
     value: float | None = None
     limit: float | None = None
+    # The series that hold, at most MAX_SERIES of them (a series that does not hold has
+    # no say in the group's condition, so it is not kept: the state stays as small as
+    # what is wrong, and so does every write of it to the table's changelog).
     series: dict[str, SeriesState] = field(default_factory=dict)
+    last: Reading | None = None  # the newest reading of any series, for people to see
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +90,19 @@ class Transition:
 
 
 def observe(state: GroupState, reading: Reading, holds: bool | None, limit: float | None) -> bool:
-    """Keep the reading as its series' latest; False (ignored) when it is older."""
+    """Take the reading as its series' latest; False (ignored) when it is older than the one
+    kept. Readings of one series arrive in order (one key, one partition), so only a kept
+    series needs the check."""
     known = state.series.get(reading.series)
     if known is not None and known.seen_ms > reading.at_ms:
         return False
-    state.series[reading.series] = SeriesState(reading, holds, limit)
+    if state.last is None or reading.at_ms >= state.last.at_ms:
+        state.last = reading
+    if holds:
+        if known is not None or len(state.series) < MAX_SERIES:
+            state.series[reading.series] = SeriesState(reading, holds, limit)
+    elif known is not None:
+        del state.series[reading.series]
     return True
 
 
@@ -124,11 +140,12 @@ def step(state: GroupState, rule: Rule, now_ms: int, stale_after_ms: int) -> lis
     """Move the group as far as its readings and `now_ms` allow; the transitions made."""
     stopped_at: int | None = None
     for key, series in list(state.series.items()):
-        if now_ms - series.seen_ms > stale_after_ms:
+        if not series.holds:  # judged again under an edited rule (reassess)
             del state.series[key]
-            if series.holds:
-                stopped_at = max(stopped_at or 0, series.seen_ms + stale_after_ms)
-    true = [s for s in state.series.values() if s.holds]
+        elif now_ms - series.seen_ms > stale_after_ms:
+            del state.series[key]
+            stopped_at = max(stopped_at or 0, series.seen_ms + stale_after_ms)
+    true = list(state.series.values())
     out: list[Transition] = []
     if true:
         worst = _worst(rule, true)

@@ -89,12 +89,17 @@ async def test_two_members_split_the_groups_and_a_leaver_hands_over_without_a_se
     workers = [f"w{i}" for i in range(12)]
     async with running(alerter_settings) as first:
         async with running(alerter_settings) as second:
-            async def both_hold() -> bool:
-                return all(s.streams.app.assignor.assigned_actives() for s in (first, second))
+            seen: list[Any] = []
 
-            await until(both_hold, 90)  # the group rebalanced: the series split between them
+            async def both_hold_steadily() -> bool:
+                held = [frozenset(s.streams.app.assignor.assigned_actives()) for s in (first, second)]
+                seen.append(held)
+                # Both hold partitions, the same ones for a second: the rebalance is over.
+                return all(held) and len(seen) > 5 and all(h == held for h in seen[-6:])
+
+            await until(both_hold_steadily, 90)  # the series split between them
             await send_snapshots(alerter_settings, *(worker_record(now_ms(), worker=w, online=False) for w in workers))
-            await until(lambda: pool.fetchval("SELECT count(*) = 12 FROM alerts WHERE status = 'firing'"), 60)
+            await until(lambda: pool.fetchval("SELECT count(*) = 12 FROM alerts WHERE status = 'firing'"), 120)
         # The second left: the first takes its groups over from the changelog, fires nothing again,
         # and resolves them when the workers come back.
         await send_snapshots(alerter_settings, *(worker_record(now_ms(), worker=w, online=True) for w in workers))

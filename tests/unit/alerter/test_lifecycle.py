@@ -115,9 +115,17 @@ def test_group_by_gives_one_alert_per_group_and_none_gives_one_for_the_rule() ->
 
 def test_an_older_reading_never_overrides_a_newer_one() -> None:
     groups = Groups(rule())
-    groups.feed(worker(T0_MS + MIN, online=True))
-    assert groups.feed(worker(T0_MS, online=False)) == []  # arrived late: ignored
-    assert groups.transitions == []
+    groups.feed(worker(T0_MS + MIN, online=False))
+    assert groups.feed(worker(T0_MS, online=True)) == []  # arrived late: ignored, still firing
+    assert [t.status for t in groups.transitions] == ["pending", "firing"]
+
+
+def test_a_group_keeps_only_the_series_that_hold() -> None:
+    groups = Groups(rule(id=2))
+    groups.feed(*(worker(T0_MS, miner="m", name=f"w{i}", online=i < 3) for i in range(10)))
+    (state,) = groups.states.values()
+    assert sorted(state.series) == [f"worker:main/m/w{i}" for i in range(3, 10)]
+    assert state.last is not None and state.last.series == "worker:main/m/w9"
 
 
 def test_a_replay_makes_identical_transitions() -> None:
