@@ -31,6 +31,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from run_state import drop_run_state  # noqa: E402  (this folder)
+
 from services.ingest.adapters.keys import ApiKeyStore  # noqa: E402
 from services.ingest.config import IngestSettings  # noqa: E402
 from shared.db.migrate import migrate_database  # noqa: E402
@@ -38,8 +40,6 @@ from shared.db.pool import connect  # noqa: E402
 from shared.events import decode_batch  # noqa: E402
 from shared.kafka.producer import EventProducer  # noqa: E402
 from shared.kafka.topics import ensure_topics  # noqa: E402
-
-from run_state import drop_run_state  # noqa: E402  (this folder)
 
 
 def free_port() -> int:
