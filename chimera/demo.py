@@ -13,16 +13,16 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
 from chimera.devstack.config import DevStackConfig, DevStackError
-from chimera.rules import load_pack, read_pack
 from chimera.devstack.processes import port_open
+from chimera.rules import load_pack, read_pack
 from chimera.services import ServiceProcess, runnable_services
 from chimera.simulator import SimulatedPool
 from services.ingest.adapters.keys import ApiKeyStore

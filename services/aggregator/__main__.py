@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from shared.settings import ConfigError, load
+from shared.entrypoint import run_service
 
 from .config import AggregatorSettings
 from .startup import start_when_ready
@@ -48,18 +48,7 @@ async def serve(settings: AggregatorSettings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     del argv  # settings come from the environment only
-    try:
-        settings = load(AggregatorSettings)
-    except ConfigError as exc:
-        print(f"aggregator: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        return asyncio.run(serve(settings))
-    except KeyboardInterrupt:
-        return 130
+    return run_service("aggregator", AggregatorSettings, serve)
 
 
 if __name__ == "__main__":

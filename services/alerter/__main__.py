@@ -18,8 +18,8 @@ import asyncpg
 from aiokafka.errors import KafkaError
 
 from shared.backoff import Backoff
+from shared.entrypoint import run_service
 from shared.kafka.options import KafkaClientError
-from shared.settings import ConfigError, load
 
 from .bootstrap import Alerter, bootstrap
 from .config import AlerterSettings
@@ -63,16 +63,7 @@ async def serve(settings: AlerterSettings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     del argv  # settings come from the environment only
-    try:
-        settings = load(AlerterSettings)
-    except ConfigError as exc:
-        print(f"alerter: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return asyncio.run(serve(settings))
-    except KeyboardInterrupt:
-        return 130
+    return run_service("alerter", AlerterSettings, serve)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ Environment names are the field names upper-cased. Durations carry their
 unit in the name.
 """
 
+import tempfile
+from pathlib import Path
+
 from pydantic import Field
 
 from shared.settings import ServiceSettings
@@ -24,8 +27,9 @@ class AlerterSettings(ServiceSettings):
     # A member silent this long leaves the group: its groups move to the others.
     alerter_session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
     alerter_retry_max_s: float = Field(default=5.0, gt=0)
-    # Observations per batch the group agent takes (or what arrived within 50 ms).
-    alerter_batch_max: int = Field(default=1_000, ge=1)
+    # Where faust keeps its per-app folder (the tables live in memory and in their changelogs:
+    # nothing there needs keeping), instead of the working directory.
+    alerter_data_dir: Path = Path(tempfile.gettempdir()) / "chimera-alerter"
     # Prometheus /metrics, /healthz
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9102, ge=0, le=65535)

@@ -34,6 +34,7 @@ import faust
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 
+from shared.background import spawn
 from shared.backoff import Backoff
 from shared.clock import now_ms
 from shared.db.errors import DATABASE_ERRORS
@@ -42,6 +43,7 @@ from shared.kafka.options import KafkaClientError
 from shared.kafka.topics import Topic, topic_name
 
 from .adapters.alert_store import AlertChange
+from .adapters.broker import broker_credentials
 from .adapters.codec import (
     decode_observation,
     decode_record,
@@ -86,8 +88,9 @@ class AlerterStreams:
         app = self.app = faust.App(
             topic_name(settings, settings.alerter_group_id), broker=f"kafka://{settings.kafka_bootstrap_servers}",
             store="memory://", web_enabled=False, autodiscover=False, topic_partitions=partitions,
+            datadir=str(settings.alerter_data_dir / "{conf.name}"),
             key_serializer="raw", value_serializer="raw", consumer_auto_offset_reset="earliest",
-            broker_commit_interval=0.5, producer_linger_ms=1,
+            broker_credentials=broker_credentials(settings), broker_commit_interval=0.5, producer_linger_ms=1,
             # A member that dies hands its groups over after this, not faust's default minute.
             broker_session_timeout=settings.alerter_session_timeout_s,
             broker_heartbeat_interval=min(3.0, settings.alerter_session_timeout_s / 3),
@@ -117,9 +120,10 @@ class AlerterStreams:
     async def start(self) -> None:
         if self._worker is not None:
             return
+        self.settings.alerter_data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only its own folder
         self._worker = faust.Worker(self.app, loop=asyncio.get_running_loop(), quiet=True,
                                     loglevel=self.settings.log_level, override_logging=False)
-        self._run = asyncio.get_running_loop().create_task(self._worker.start(), name="alerter-faust")
+        self._run = spawn(self._worker.start(), "alerter-faust")  # a crash is logged when it happens
 
     async def stop(self) -> None:
         self._stopping = True

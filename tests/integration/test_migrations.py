@@ -51,6 +51,8 @@ TABLES = {
     "miner_metrics_daily",
     "pool_metrics_hourly",
     "pool_metrics_daily",
+    "alert_events",
+    "alert_groups",
 }
 TIME_SERIES = {
     "metrics", "performance_metrics", "miner_metrics", "pool_metrics",
