@@ -1,19 +1,10 @@
-"""Start-up that waits for Kafka and PostgreSQL instead of exiting.
-
-After a power cut the database, the broker and the services come back in any
-order. An aggregator that exits when it finds one of them down only hands the
-problem to a supervisor's restart loop and its log noise; this one retries
-with backoff and says each time what it is waiting for. Faults that waiting
-cannot cure (a wrong password, a missing privilege, an unknown database, a
-port already taken by someone else's server) still end the start-up with the
-error, so a misconfiguration is seen at once.
-"""
+"""The aggregator's start-up: shared/startup.py's wait for Kafka and PostgreSQL, with the
+aggregator's own reading of which failures waiting can cure (its StoreError classes
+too, e.g. a serialization failure)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import Awaitable, Callable
 
 from aiokafka.errors import KafkaError
@@ -21,6 +12,7 @@ from aiokafka.errors import KafkaError
 from shared.backoff import Backoff
 from shared.db.errors import DATABASE_ERRORS
 from shared.kafka.options import KafkaClientError, is_retriable
+from shared.startup import start_when_ready as waiting
 
 from .adapters.db import store_error
 from .bootstrap import Aggregator, bootstrap
@@ -28,8 +20,6 @@ from .config import AggregatorSettings
 from .errors import AggregatorError
 
 __all__ = ["is_transient", "start_when_ready"]
-
-log = logging.getLogger(__name__)
 
 Attempt = Callable[[AggregatorSettings], Awaitable[Aggregator]]
 
@@ -58,20 +48,4 @@ async def start_when_ready(
 
     Raises the first failure that waiting cannot cure."""
     backoff = Backoff(settings.aggregator_retry_initial_s, settings.aggregator_retry_max_s)
-    attempts = 0
-    while not stop.is_set():
-        attempts += 1
-        try:
-            service = await attempt(settings)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            delay = backoff.next()
-            log.warning("start-up attempt %d failed, retrying in %.1fs: %s", attempts, delay, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            continue
-        if attempts > 1:
-            log.info("started after %d attempts", attempts)
-        return service
-    return None
+    return await waiting(lambda: attempt(settings), stop, backoff, transient=is_transient)

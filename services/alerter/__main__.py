@@ -1,6 +1,6 @@
 """`python -m services.alerter` (or `chimera alerter`): evaluate alert rules until SIGTERM.
 
-Kafka or PostgreSQL not up yet: it retries with backoff, saying what failed.
+Kafka or PostgreSQL not up yet: it waits for them (shared/startup.py), saying what failed.
 SIGTERM or Ctrl-C: the faust worker stops (the transitions it made are
 stored), the relay and the producer flush; exit 0.
 """
@@ -8,41 +8,24 @@ stored), the relay and the producer flush; exit 0.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 
-import asyncpg
-from aiokafka.errors import KafkaError
-
 from shared.backoff import Backoff
 from shared.entrypoint import run_service
-from shared.kafka.options import KafkaClientError
+from shared.startup import start_when_ready
 
 from .bootstrap import Alerter, bootstrap
 from .config import AlerterSettings
 
 log = logging.getLogger("services.alerter")
 
-_TRANSIENT = (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, KafkaError,
-              KafkaClientError, TimeoutError)
-
-
-async def _start_when_ready(settings: AlerterSettings, stop: asyncio.Event) -> Alerter | None:
-    backoff = Backoff(0.5, 10.0)
-    while not stop.is_set():
-        try:
-            service = await bootstrap(settings)
-            await service.start()
-            return service
-        except _TRANSIENT as exc:
-            delay = backoff.next()
-            log.warning("start-up failed, retrying in %.1fs: %r", delay, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-    return None
+async def _bootstrap_and_start(settings: AlerterSettings) -> Alerter:
+    service = await bootstrap(settings)
+    await service.start()  # stops (and closes) whatever it started if it fails
+    return service
 
 
 async def serve(settings: AlerterSettings) -> int:
@@ -50,7 +33,7 @@ async def serve(settings: AlerterSettings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    service = await _start_when_ready(settings, stop)
+    service = await start_when_ready(lambda: _bootstrap_and_start(settings), stop, Backoff(0.5, 10.0))
     if service is None:
         return 0
     log.info("alerter running (metrics on %s:%d)", settings.metrics_host, service.http.port)

@@ -36,11 +36,7 @@ _SELECTION = ("metric", "window", "relative_to", "labels", "group_by", "confiden
 @dataclass(slots=True)
 class RuleChanges:
     backfill: list[int] = field(default_factory=list)  # rules to evaluate over every current series
-    reset: set[int] = field(default_factory=set)  # rules whose alerts end: they read something else now
     gone: dict[int, str] = field(default_factory=dict)  # rule id -> why its alerts end
-
-    def __bool__(self) -> bool:
-        return bool(self.backfill or self.reset or self.gone)
 
 
 class Engine:
@@ -75,8 +71,7 @@ class Engine:
                 # threshold may make an inactive group's series hold).
                 changes.backfill.append(rule.id)
             if old is not None and any(getattr(old[0], name) != getattr(rule, name) for name in _SELECTION):
-                changes.reset.add(rule.id)
-                self._read_since[rule.id] = rule.version
+                self._read_since[rule.id] = rule.version  # its alerts end at their next step
         for rule_id in self.rules.keys() - fresh.keys():
             changes.gone.setdefault(rule_id, "rule deleted")
         self.rules = fresh

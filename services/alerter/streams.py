@@ -109,7 +109,8 @@ class AlerterStreams:
         app.timer(settings.alerter_tick_s, name="tick")(self._tick)
         app.timer(settings.alerter_rules_reload_s, name="rules")(self._reload)
         app.on_partitions_revoked.connect(self._on_revoked)
-        self._active: dict[int, set[bytes]] = {}  # partition -> fingerprints not inactive
+        # partition -> the groups not inactive -> (status, severity), for ticks and the alerts gauge
+        self._active: dict[int, dict[bytes, tuple[str, str]]] = {}
         self._dirty: dict[int, set[bytes]] = {}  # partition -> groups changed since written behind
         self._stopping = False
         self._worker: Any = None
@@ -190,7 +191,7 @@ class AlerterStreams:
         for key in list(active):
             raw = self.groups.get(key)
             if raw is None:
-                active.discard(key)
+                active.pop(key, None)
                 continue
             state = decode_state(raw)[0]
             made = self.engine.tick(state, now)
@@ -198,7 +199,7 @@ class AlerterStreams:
                 await self._record(made)
                 self._keep(key, state, partition)
             elif state.status == "inactive":
-                active.discard(key)
+                active.pop(key, None)
         await self._write_behind(partition)
         self.telemetry.ticks_s.observe(time.perf_counter() - began)
 
@@ -207,27 +208,27 @@ class AlerterStreams:
         states = [decode_state(raw)[0] for raw in (self.groups.get(key) for key in dirty) if raw is not None]
         try:
             await self._write_groups(states)
-        except Exception as exc:  # noqa: BLE001 - a view for the API: the next tick writes them again
+        except _TRANSIENT as exc:  # a view for the API: the next tick writes them again
             self._dirty.setdefault(partition, set()).update(dirty)
             log.warning("group states not written behind (retrying next tick): %r", exc)
 
-    def _scan(self, partition: int) -> set[bytes]:
+    def _scan(self, partition: int) -> dict[bytes, tuple[str, str]]:
         """The partition's groups that are not inactive (after a start or a rebalance)."""
-        found = set()
+        found = {}
         for key, raw in self.groups.items():
             state, where = decode_state(raw)
             if where == partition and state.status != "inactive":
-                found.add(key)
+                found[key] = _standing(state)
         return found
 
     def _keep(self, key: bytes, state: GroupState, partition: int) -> None:
         self.groups[key] = encode_state(state, partition)
         self._dirty.setdefault(partition, set()).add(key)
-        active = self._active.setdefault(partition, set())
+        active = self._active.setdefault(partition, {})
         if state.status == "inactive":
-            active.discard(key)
+            active.pop(key, None)
         else:
-            active.add(key)
+            active[key] = _standing(state)
 
     async def _record(self, made: list[Transition]) -> None:
         """Make the transitions durable, retrying until PostgreSQL takes them: the stream
@@ -268,23 +269,19 @@ class AlerterStreams:
             for tp in self.app.assignor.assigned_actives():
                 if tp.topic == name:
                     await self.observations.send(value=_TICK, partition=tp.partition)
-        except Exception as exc:  # noqa: BLE001 - the next tick goes out a tick later; nothing is lost
+        except _TRANSIENT as exc:  # the next tick goes out a tick later; nothing is lost
             log.warning("tick not sent: %r", exc)
         counts: dict[tuple[str, str], int] = {}
         for active in self._active.values():
-            for key in active:
-                raw = self.groups.get(key)
-                if raw is not None:
-                    state = decode_state(raw)[0]
-                    entry = (state.status, state.labels.get("severity", "warning"))
-                    counts[entry] = counts.get(entry, 0) + 1
+            for standing in active.values():
+                counts[standing] = counts.get(standing, 0) + 1
         self.telemetry.set_alerts(counts)
 
     async def _reload(self) -> None:
         # A timer that raises crashes the whole faust app: PostgreSQL away is only a late reload.
         try:
             changes = await self._load_rules()
-        except Exception as exc:  # noqa: BLE001 - retried at the next interval
+        except _TRANSIENT as exc:  # retried at the next interval
             log.warning("rules not reloaded (PostgreSQL?), retrying: %r", exc)
             return
         if changes is None or not changes.backfill:
@@ -292,6 +289,10 @@ class AlerterStreams:
         records = [decode_record(raw) for table in (self.latest, self.latest_metrics) for raw in table.values()]
         for obs in self.engine.backfill(changes.backfill, records):
             await self.observations.send(key=obs.fingerprint.encode(), value=encode_observation(obs))
+
+
+def _standing(state: GroupState) -> tuple[str, str]:
+    return state.status, state.labels.get("severity", "warning")
 
 
 def _letter(event: Any, exc: BadRecord) -> DeadLetter:

@@ -7,13 +7,14 @@ publishes it on `chimera.alerts` (within its relay interval).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import asyncpg
-import orjson
+
+from shared.labels import label_set_key
+
+from .alert_store import EVENT_SQL, alert_value
 
 __all__ = ["AlertQueries", "manual_fingerprint"]
 
@@ -23,29 +24,17 @@ limit_value AS threshold, started_at AS starts_at, fired_at, resolved_at AS ends
 
 def manual_fingerprint(name: str, labels: Mapping[str, str]) -> str:
     """Raised by hand: the same name and labels are the same alert (as in Alertmanager)."""
-    canonical = orjson.dumps(["manual", name, sorted(labels.items())])
-    return hashlib.sha256(canonical).hexdigest()[:16]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return label_set_key(f"manual:{name}", labels)
 
 
 def _record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The chimera.alerts value of a stored alert (as alert_store.alert_record writes it)."""
-    resolved = row["status"] == "resolved"
-    return {"fingerprint": row["fingerprint"], "status": "resolved" if resolved else "firing",
-            "starts_at": _iso(row["starts_at"]), "ends_at": _iso(row["ends_at"]) if resolved else None,
-            "fired_at": _iso(row["fired_at"]), "labels": dict(row["labels"]),
-            "annotations": dict(row["annotations"]), "severity": row["severity"], "name": row["name"],
-            "value": row["value"], "threshold": row["threshold"], "rule_id": row["rule_id"], "alert_id": row["id"],
-            "reason": row["end_reason"]}
-
-
-_EVENT: Final = """
-INSERT INTO alert_events (alert_id, fingerprint, status, starts_at, at, payload)
-VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (fingerprint, status, starts_at) DO NOTHING
-"""
+    """The chimera.alerts value of a stored alert."""
+    firing = row["status"] != "resolved"
+    return alert_value(
+        fingerprint=row["fingerprint"], status="firing" if firing else "resolved", starts_at=row["starts_at"],
+        at=row["fired_at"] if firing else row["ends_at"], labels=row["labels"], annotations=row["annotations"],
+        name=row["name"], severity=row["severity"], value=row["value"], threshold=row["threshold"],
+        rule_id=row["rule_id"], alert_id=row["id"], reason=row["end_reason"])
 
 
 class AlertQueries:
@@ -86,7 +75,7 @@ class AlertQueries:
                 if existing is not None:
                     return dict(existing), False
                 raise asyncpg.UniqueViolationError("an alert with this fingerprint started at the same instant")
-            await conn.execute(_EVENT, row["id"], fingerprint, "firing", row["starts_at"], row["fired_at"],
+            await conn.execute(EVENT_SQL, row["id"], fingerprint, "firing", row["starts_at"], row["fired_at"],
                                _record(row), timeout=self._timeout_s)
         return dict(row), True
 
@@ -105,7 +94,7 @@ class AlertQueries:
             if row is None:
                 return await self.get(alert_id)
             if before["status"] == "firing":
-                await conn.execute(_EVENT, alert_id, row["fingerprint"], "resolved", row["starts_at"], row["ends_at"],
+                await conn.execute(EVENT_SQL, alert_id, row["fingerprint"], "resolved", row["starts_at"], row["ends_at"],
                                    _record(row), timeout=self._timeout_s)
             return dict(row)
 

@@ -21,14 +21,30 @@ import orjson
 
 from ..domain.lifecycle import GroupState, Transition
 
-__all__ = ["AlertChange", "AlertStore", "alert_record", "to_datetime", "write_groups"]
+__all__ = ["EVENT_SQL", "AlertChange", "AlertStore", "alert_record", "alert_value", "to_datetime", "write_groups"]
 
 def to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def _iso(ms: int | None) -> str | None:
-    return None if ms is None else to_datetime(ms).isoformat().replace("+00:00", "Z")
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def alert_value(*, fingerprint: str, status: str, starts_at: datetime, at: datetime | None,
+                labels: Mapping[str, str], annotations: Mapping[str, str], name: str, severity: str,
+                value: float | None, threshold: float | None, rule_id: int | None, alert_id: int | None,
+                reason: str | None) -> dict[str, Any]:
+    """The value published on `chimera.alerts` (schema in docs/alerter.md), whoever wrote the
+    transition (the alerter, or the API for an alert raised or resolved by hand). `at`: when
+    it fired (firing) or ended (resolved)."""
+    firing = status == "firing"
+    return {
+        "fingerprint": fingerprint, "status": "firing" if firing else "resolved",
+        "starts_at": _iso(starts_at), "ends_at": None if firing else _iso(at), "fired_at": _iso(at) if firing else None,
+        "labels": dict(labels), "annotations": dict(annotations), "severity": severity, "name": name,
+        "value": value, "threshold": threshold, "rule_id": rule_id, "alert_id": alert_id, "reason": reason or None,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,24 +58,11 @@ class AlertChange:
 
 
 def alert_record(change: AlertChange, alert_id: int | None) -> dict[str, Any]:
-    """The value published on `chimera.alerts` (schema in docs/alerter.md)."""
     t = change.transition
-    return {
-        "fingerprint": t.fingerprint,
-        "status": "firing" if t.status == "firing" else "resolved",
-        "starts_at": _iso(t.starts_at_ms),
-        "ends_at": _iso(t.at_ms) if t.status == "resolved" else None,
-        "fired_at": _iso(t.at_ms) if t.status == "firing" else None,
-        "labels": dict(t.labels),
-        "annotations": dict(change.annotations),
-        "severity": change.severity,
-        "name": change.name,
-        "value": t.value,
-        "threshold": t.limit,
-        "rule_id": t.rule_id,
-        "alert_id": alert_id,
-        "reason": t.reason or None,
-    }
+    return alert_value(
+        fingerprint=t.fingerprint, status=t.status, starts_at=to_datetime(t.starts_at_ms), at=to_datetime(t.at_ms),
+        labels=t.labels, annotations=change.annotations, name=change.name, severity=change.severity,
+        value=t.value, threshold=t.limit, rule_id=t.rule_id, alert_id=alert_id, reason=t.reason)
 
 
 _PENDING: Final = """
@@ -87,7 +90,7 @@ WHERE fingerprint = $1 AND started_at = $2 AND status <> 'resolved'
 
 _ALERT_ID: Final = "SELECT id FROM alerts WHERE fingerprint = $1 AND started_at = $2"
 
-_EVENT: Final = """
+EVENT_SQL: Final = """
 INSERT INTO alert_events (alert_id, fingerprint, status, starts_at, at, payload)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (fingerprint, status, starts_at) DO NOTHING
@@ -127,7 +130,7 @@ class AlertStore:
             if not t.was_firing:
                 return 0
         alert_id = await conn.fetchval(_ALERT_ID, t.fingerprint, starts, timeout=self._timeout_s)
-        status = await conn.execute(_EVENT, alert_id, t.fingerprint, "firing" if t.status == "firing" else "resolved",
+        status = await conn.execute(EVENT_SQL, alert_id, t.fingerprint, "firing" if t.status == "firing" else "resolved",
                                     starts, to_datetime(t.at_ms), alert_record(change, alert_id),
                                     timeout=self._timeout_s)
         return 1 if status.endswith(" 1") else 0

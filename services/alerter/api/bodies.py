@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -130,7 +130,3 @@ class EvaluationOut(BaseModel):
     evaluated_at: datetime
     rules: list[RuleEvaluation]
     note: str
-
-
-def metric_out(spec: Any) -> dict[str, Any]:
-    return spec.as_dict()  # type: ignore[no-any-return]

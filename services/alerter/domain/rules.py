@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -166,7 +166,3 @@ def _check_window(rule: Rule, spec: MetricSpec | None) -> list[FieldRefusal]:
         elif rule.operator not in ("<", "<=", ">", ">="):
             out.append(FieldRefusal("confidence", "applies to <, <=, > and >= only"))
     return out
-
-
-def sorted_labels(labels: Mapping[str, str]) -> Sequence[tuple[str, str]]:
-    return tuple(sorted(labels.items()))

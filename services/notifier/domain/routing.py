@@ -13,10 +13,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
+
+from shared.labels import label_set_key
 
 from .matchers import Matcher, matches_all
 
@@ -94,6 +95,4 @@ def inhibited(labels: Mapping[str, str], firing: Sequence[Mapping[str, str]], ru
 def group_of(route: Route, labels: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     """(group key, group labels): one notification group per channel and group_by values."""
     group = {name: labels.get(name, "") for name in route.group_by}
-    parts = [str(route.channel_id)] + [f"{len(n)}:{n}{len(v)}:{v}" for n, v in sorted(group.items())]
-    key = hashlib.blake2b("|".join(parts).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
-    return key, group
+    return label_set_key(str(route.channel_id), group), group
