@@ -53,6 +53,8 @@ TABLES = {
     "pool_metrics_daily",
     "alert_events",
     "alert_groups",
+    "notification_deliveries",
+    "notifier_alerts",
 }
 TIME_SERIES = {
     "metrics", "performance_metrics", "miner_metrics", "pool_metrics",
