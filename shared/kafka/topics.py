@@ -39,6 +39,8 @@ class Topic:
     SNAPSHOTS = "chimera.snapshots"
     # Alerter -> notifier alert state changes.
     ALERTS = "chimera.alerts"
+    # Notifications the notifier gave up on after its last attempt, kept for inspection.
+    NOTIFICATIONS_DEAD = "chimera.notifications.deadletter"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ def topic_specs(settings: ServiceSettings) -> list[TopicSpec]:
         spec(Topic.DEADLETTER, **{"retention.ms": str(14 * _DAY_MS)}),
         spec(Topic.SNAPSHOTS, **{"retention.ms": str(_HOUR_MS)}),
         spec(Topic.ALERTS, **{"retention.ms": str(7 * _DAY_MS)}),
+        spec(Topic.NOTIFICATIONS_DEAD, **{"retention.ms": str(14 * _DAY_MS)}),
     ]
 
 

@@ -24,6 +24,7 @@ def test_catalogue_names_every_topic_with_the_prefix() -> None:
         "acme.chimera.deadletter",
         "acme.chimera.snapshots",
         "acme.chimera.alerts",
+        "acme.chimera.notifications.deadletter",
     ]
 
 
@@ -45,6 +46,7 @@ def test_retention_per_topic() -> None:
     assert by_name[Topic.DEADLETTER]["retention.ms"] == str(14 * DAY_MS)
     assert by_name[Topic.SNAPSHOTS]["retention.ms"] == str(3600 * 1000)
     assert by_name[Topic.ALERTS]["retention.ms"] == str(7 * DAY_MS)
+    assert by_name[Topic.NOTIFICATIONS_DEAD]["retention.ms"] == str(14 * DAY_MS)
     # Event topics keep the broker's default retention.
     for base in (Topic.SHARES, Topic.BLOCKS, Topic.MINERS, Topic.METRICS):
         assert "retention.ms" not in by_name[base]
