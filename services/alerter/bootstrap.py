@@ -13,6 +13,7 @@ import asyncpg
 
 from shared.db.pool import create_pool
 from shared.http.embedded import EmbeddedHttpServer
+from shared.http.metrics_app import metrics_app
 from shared.kafka.deadletter import DeadLetterProducer
 from shared.kafka.producer import EventProducer
 from shared.kafka.topics import ensure_topics
@@ -25,7 +26,7 @@ from .config import AlerterSettings
 from .domain.lifecycle import GroupState
 from .engine import Engine, RuleChanges
 from .streams import AlerterStreams
-from .telemetry import AlerterTelemetry, metrics_app, render
+from .telemetry import AlerterTelemetry, render
 
 __all__ = ["Alerter", "bootstrap"]
 
@@ -108,7 +109,7 @@ async def bootstrap(settings: AlerterSettings) -> Alerter:
             telemetry.published.set(relay.published)
             return render(telemetry.registry)
 
-        http = EmbeddedHttpServer(metrics_app(exposition), settings.metrics_host, settings.metrics_port)
+        http = EmbeddedHttpServer(metrics_app("Chimera alerter", exposition), settings.metrics_host, settings.metrics_port)
         return Alerter(settings, pool, producer, relay, rules, streams, http, telemetry)
     except BaseException:
         await pool.close()

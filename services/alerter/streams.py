@@ -24,26 +24,17 @@ the identical transition, which the store drops (alert_store.py).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
-import faust
-from aiokafka import ConsumerRecord
-from aiokafka.errors import KafkaError
-
-from shared.background import spawn
-from shared.backoff import Backoff
 from shared.clock import now_ms
-from shared.db.errors import DATABASE_ERRORS
 from shared.kafka.deadletter import DeadLetter
-from shared.kafka.options import KafkaClientError
+from shared.kafka.faust_app import TRANSIENT, FaustRunner, dead_letter, make_app, until_done
 from shared.kafka.topics import Topic, topic_name
 
 from .adapters.alert_store import AlertChange
-from .adapters.broker import broker_credentials
 from .adapters.codec import (
     decode_observation,
     decode_record,
@@ -65,8 +56,6 @@ log = logging.getLogger(__name__)
 
 OBSERVATIONS: Final = "chimera.alerter-observations"
 _TICK: Final = b"\x00tick"
-# What waiting cures: PostgreSQL or Kafka away or slow. Anything else is a bug and crashes.
-_TRANSIENT: Final = (*DATABASE_ERRORS, KafkaError, KafkaClientError, TimeoutError)
 
 ApplyChanges = Callable[[list[AlertChange]], Awaitable[int]]
 WriteGroups = Callable[[list[GroupState]], Awaitable[None]]
@@ -85,16 +74,9 @@ class AlerterStreams:
         self._dead_letters = dead_letters
         self._load_rules = load_rules
         partitions = settings.kafka_topic_partitions
-        app = self.app = faust.App(
-            topic_name(settings, settings.alerter_group_id), broker=f"kafka://{settings.kafka_bootstrap_servers}",
-            store="memory://", web_enabled=False, autodiscover=False, topic_partitions=partitions,
-            datadir=str(settings.alerter_data_dir / "{conf.name}"),
-            key_serializer="raw", value_serializer="raw", consumer_auto_offset_reset="earliest",
-            broker_credentials=broker_credentials(settings), broker_commit_interval=0.5, producer_linger_ms=1,
-            # A member that dies hands its groups over after this, not faust's default minute.
-            broker_session_timeout=settings.alerter_session_timeout_s,
-            broker_heartbeat_interval=min(3.0, settings.alerter_session_timeout_s / 3),
-        )
+        app = self.app = make_app(settings, app_id=settings.alerter_group_id, data_dir=settings.alerter_data_dir,
+                                  session_timeout_s=settings.alerter_session_timeout_s)
+        self._runner = FaustRunner(app, settings.alerter_data_dir, settings.log_level, "alerter-faust")
         raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
         self.snapshots = app.topic(topic_name(settings, Topic.SNAPSHOTS), **raw)
         self.metrics = app.topic(topic_name(settings, Topic.METRICS), **raw)
@@ -112,28 +94,14 @@ class AlerterStreams:
         # partition -> the groups not inactive -> (status, severity), for ticks and the alerts gauge
         self._active: dict[int, dict[bytes, tuple[str, str]]] = {}
         self._dirty: dict[int, set[bytes]] = {}  # partition -> groups changed since written behind
-        self._stopping = False
-        self._worker: Any = None
-        self._run: asyncio.Task[Any] | None = None
 
     # --- lifecycle (the faust worker inside this event loop) ---------------------------
 
     async def start(self) -> None:
-        if self._worker is not None:
-            return
-        self.settings.alerter_data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only its own folder
-        self._worker = faust.Worker(self.app, loop=asyncio.get_running_loop(), quiet=True,
-                                    loglevel=self.settings.log_level, override_logging=False)
-        self._run = spawn(self._worker.start(), "alerter-faust")  # a crash is logged when it happens
+        await self._runner.start()
 
     async def stop(self) -> None:
-        self._stopping = True
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            await worker.stop()
-        run, self._run = self._run, None
-        if run is not None and not run.done():
-            run.cancel()
+        await self._runner.stop()
 
     # --- the input agents ------------------------------------------------------------------
 
@@ -152,7 +120,7 @@ class AlerterStreams:
             record = decode(event.value)
         except BadRecord as exc:
             self.telemetry.records.labels(source, "dead_letter").inc()
-            letter = _letter(event, exc)
+            letter = dead_letter(event, "invalid record", exc.field, exc.message)
             await self._retry("dead letter", lambda: self._dead_letters([letter]))
             return
         if record is None:
@@ -208,7 +176,7 @@ class AlerterStreams:
         states = [decode_state(raw)[0] for raw in (self.groups.get(key) for key in dirty) if raw is not None]
         try:
             await self._write_groups(states)
-        except _TRANSIENT as exc:  # a view for the API: the next tick writes them again
+        except TRANSIENT as exc:  # a view for the API: the next tick writes them again
             self._dirty.setdefault(partition, set()).update(dirty)
             log.warning("group states not written behind (retrying next tick): %r", exc)
 
@@ -241,20 +209,8 @@ class AlerterStreams:
             self.telemetry.transitions.labels(t.status).inc()
 
     async def _retry(self, what: str, attempt: Callable[[], Awaitable[object]]) -> None:
-        """Until it succeeds: the stream does not move on (nor commit) before. An agent that
-        raised would crash the whole faust app."""
-        backoff = Backoff(0.1, self.settings.alerter_retry_max_s)
-        while True:
-            try:
-                await attempt()
-                return
-            except _TRANSIENT as exc:
-                if self._stopping:
-                    raise
-                self.telemetry.store_failures.inc()
-                delay = backoff.next()
-                log.warning("%s not written (retrying in %.1fs): %r", what, delay, exc)
-                await asyncio.sleep(delay)
+        await until_done(what, attempt, max_delay_s=self.settings.alerter_retry_max_s,
+                         stopping=lambda: self._runner.stopping, failed=self.telemetry.store_failures.inc)
 
     def _on_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
         for tp in revoked:
@@ -269,7 +225,7 @@ class AlerterStreams:
             for tp in self.app.assignor.assigned_actives():
                 if tp.topic == name:
                     await self.observations.send(value=_TICK, partition=tp.partition)
-        except _TRANSIENT as exc:  # the next tick goes out a tick later; nothing is lost
+        except TRANSIENT as exc:  # the next tick goes out a tick later; nothing is lost
             log.warning("tick not sent: %r", exc)
         counts: dict[tuple[str, str], int] = {}
         for active in self._active.values():
@@ -281,7 +237,7 @@ class AlerterStreams:
         # A timer that raises crashes the whole faust app: PostgreSQL away is only a late reload.
         try:
             changes = await self._load_rules()
-        except _TRANSIENT as exc:  # retried at the next interval
+        except TRANSIENT as exc:  # retried at the next interval
             log.warning("rules not reloaded (PostgreSQL?), retrying: %r", exc)
             return
         if changes is None or not changes.backfill:
@@ -293,11 +249,3 @@ class AlerterStreams:
 
 def _standing(state: GroupState) -> tuple[str, str]:
     return state.status, state.labels.get("severity", "warning")
-
-
-def _letter(event: Any, exc: BadRecord) -> DeadLetter:
-    message = event.message
-    record = ConsumerRecord(message.topic, message.partition, message.offset, int(message.timestamp * 1000),
-                            0, message.key, message.value, None, len(message.key or b""),
-                            len(message.value or b""), list(message.headers or []))
-    return DeadLetter(record, "invalid record", [{"field": exc.field, "message": exc.message}])

@@ -6,16 +6,11 @@ statuses and severities fixed lists.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Final
 
-from fastapi import FastAPI
-from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from shared.http.headers import SecurityHeaders
-
-__all__ = ["AlerterTelemetry", "metrics_app"]
+__all__ = ["AlerterTelemetry", "render"]
 
 _SECONDS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -52,21 +47,6 @@ class AlerterTelemetry:
         for state in ("pending", "firing"):
             for severity in ("info", "warning", "error", "critical"):
                 self.alerts.labels(state, severity).set(counts.get((state, severity), 0))
-
-
-def metrics_app(render: Callable[[], bytes]) -> FastAPI:
-    app = FastAPI(title="Chimera alerter", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
-    app.add_middleware(SecurityHeaders)
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(render(), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    return app
 
 
 def render(registry: CollectorRegistry) -> bytes:

@@ -52,9 +52,11 @@ class AlertQueries:
             status, severity, rule_id, miner, limit, offset, timeout=self._timeout_s)
         return [dict(r) for r in rows]
 
-    async def get(self, alert_id: int) -> dict[str, Any] | None:
-        row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM alerts WHERE id = $1", alert_id,
-                                        timeout=self._timeout_s)
+    async def get(self, alert_id: int, *, miner: str | None = None) -> dict[str, Any] | None:
+        """The alert; with `miner`, only if it is that miner's (`labels.miner`), else None as for no alert."""
+        row = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM alerts WHERE id = $1 AND ($2::text IS NULL OR labels->>'miner' = $2)",
+            alert_id, miner, timeout=self._timeout_s)
         return dict(row) if row is not None else None
 
     async def raise_alert(self, name: str, severity: str, labels: Mapping[str, str],

@@ -1,4 +1,9 @@
-"""`/api/alerts`: read with the read scope; raised and resolved by hand with the admin scope."""
+"""`/api/alerts`: read with the read scope; raised and resolved by hand with the admin scope.
+
+A key limited to a miner (`miner:<name>`) reads that miner's alerts only
+(`labels.miner`), filtered in the query itself: another miner's alert is
+answered as one that does not exist, so alert ids tell it nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from shared.events import MINER_PATTERN
-from shared.http.auth import Scope, require_scope
+from shared.http.auth import Principal, Scope, ensure_miner, require_scope
 from shared.http.bodies import error_responses, invalid
 from shared.http.errors import ApiError
 from shared.http.guard import guarded_router
@@ -19,7 +24,7 @@ from .bodies import AlertIn, AlertOut, AlertsOut
 __all__ = ["alerts_router"]
 
 _ADMIN = Depends(require_scope(Scope.ADMIN))
-_READ = Depends(require_scope(Scope.READ))
+_READ_OR_MINER = Depends(require_scope(Scope.READ, miner=True))
 AlertId = Annotated[int, Path(alias="alertId", ge=1, le=2**63 - 1, description="The alert's id")]
 
 
@@ -63,7 +68,10 @@ def alerts_router(alerts: AlertQueries) -> APIRouter:
         return _out(row)
 
     @router.get("/api/alerts", response_model=AlertsOut, responses=error_responses(401, 403, 422),
-                summary="List alerts", description="Newest first; every filter is optional.")
+                summary="List alerts",
+                description="Newest first; every filter is optional. A `miner:<name>` key gets that miner's "
+                            "alerts only (`labels.miner`); its `miner` filter, if given, must be that miner "
+                            "(else 403, `query.miner`).")
     async def list_alerts(
         status: Literal["pending", "firing", "resolved"] | None = None,
         severity: Literal["info", "warning", "error", "critical"] | None = None,
@@ -71,16 +79,21 @@ def alerts_router(alerts: AlertQueries) -> APIRouter:
         miner: Annotated[str | None, Query(max_length=128, pattern=MINER_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-        _: Any = _READ,
+        principal: Principal = _READ_OR_MINER,
     ) -> AlertsOut:
+        if principal.miner is not None:
+            if miner is not None:
+                ensure_miner(principal, miner, field="query.miner")
+            miner = principal.miner
         rows = await alerts.list(status=status, severity=severity, rule_id=rule, miner=miner, limit=limit,
                                  offset=offset)
         return AlertsOut(alerts=[_out(r) for r in rows])
 
     @router.get("/api/alerts/{alertId}", response_model=AlertOut, responses=error_responses(401, 403, 404),
-                summary="Get an alert")
-    async def get_alert(alert_id: AlertId, _: Any = _READ) -> AlertOut:
-        row = await alerts.get(alert_id)
+                summary="Get an alert",
+                description="A `miner:<name>` key gets 404 for another miner's alert, as for one that does not exist.")
+    async def get_alert(alert_id: AlertId, principal: Principal = _READ_OR_MINER) -> AlertOut:
+        row = await alerts.get(alert_id, miner=principal.miner)
         if row is None:
             raise _not_found(alert_id)
         return _out(row)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import faust
 import pytest
 
-from services.alerter.adapters.broker import broker_credentials
+from shared.kafka.faust_app import broker_credentials
 from services.alerter.config import AlerterSettings
 
 pytestmark = pytest.mark.unit
