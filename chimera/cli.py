@@ -114,6 +114,12 @@ def _alerter(_: argparse.Namespace) -> int:
     return alerter_main()
 
 
+def _notifier(_: argparse.Namespace) -> int:
+    from services.notifier.__main__ import main as notifier_main
+
+    return notifier_main()
+
+
 def _aggregator(_: argparse.Namespace) -> int:
     from services.aggregator.__main__ import main as aggregator_main
 
@@ -178,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
         "alerter",
         help="run the alerter: alert rules over the figure streams (settings from the environment)",
     ).set_defaults(handler=_alerter)
+    commands.add_parser(
+        "notifier",
+        help="run the notifier: alerts to channels, grouped, silenced, retried (settings from the environment)",
+    ).set_defaults(handler=_notifier)
     return parser
 
 

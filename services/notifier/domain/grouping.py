@@ -34,6 +34,7 @@ class GroupedAlert:
     starts_at: str  # with the fingerprint, the alert instance
     labels: Mapping[str, str]
     record: Mapping[str, Any]  # the chimera.alerts value, for the message
+    received_ms: int = 0  # when the notifier got this record: delivery latency is measured from it
 
 
 @dataclass(slots=True)
@@ -62,6 +63,9 @@ class Flush:
     sequence: int
     firing: tuple[GroupedAlert, ...]
     resolved: tuple[GroupedAlert, ...]
+    # When the notifier received the earliest record this notification tells of anew
+    # (None for a repeat of what people already heard).
+    changed_since_ms: int | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -95,7 +99,8 @@ def flush(group: NotificationGroup, route: Route, now_ms: int,
     told_fired = [a for a in group.alerts.values()
                   if a.status == "resolved" and group.told.get(a.fingerprint) == a.starts_at]
     resolved = tuple(sorted(told_fired, key=lambda a: (a.starts_at, a.fingerprint))) if route.send_resolved else ()
-    changed = any(group.told.get(a.fingerprint) != a.starts_at for a in firing) or bool(told_fired)
+    news = [a for a in firing if group.told.get(a.fingerprint) != a.starts_at] + told_fired
+    changed = bool(news)
     repeat = (bool(firing) and group.last_sent_ms is not None
               and now_ms - group.last_sent_ms >= route.repeat_interval_ms)
     # Resolved alerts leave the group, told or not; people were told what they needed.
@@ -108,4 +113,5 @@ def flush(group: NotificationGroup, route: Route, now_ms: int,
         group.told[alert.fingerprint] = alert.starts_at
     group.sequence += 1
     group.last_sent_ms = now_ms
-    return Flush(group.key, group.sequence, firing, resolved)
+    return Flush(group.key, group.sequence, firing, resolved,
+                 min((a.received_ms for a in news), default=None))

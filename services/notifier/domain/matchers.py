@@ -13,10 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["OPERATORS", "Matcher", "MatcherError", "matches_all", "parse_matchers"]
+__all__ = ["OPERATORS", "Matcher", "MatcherError", "matches_all", "parse_matcher_text", "parse_matchers"]
 
 OPERATORS: Final = ("=", "!=", "=~", "!~")
 MAX_PATTERN_CHARS: Final = 1_000
+# Alertmanager's text form: name, operator, value (double-quoted with \" and \\ escapes, or bare).
+_TEXT: Final = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"]*?))\s*$')
 
 
 class MatcherError(ValueError):
@@ -67,13 +69,27 @@ def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
     return all(m.matches(labels) for m in matchers)
 
 
+def parse_matcher_text(text: str, where: str = "matchers") -> Matcher:
+    """`alertname="pool hashrate drop"`, `severity=~"warning|critical"`, `pool != test`."""
+    found = _TEXT.match(text)
+    if found is None:
+        raise MatcherError(where, f"{text!r} is not a matcher (name, one of {', '.join(OPERATORS)}, value)")
+    name, op, quoted, bare = found.groups()
+    value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+    return Matcher.of(name, value, op, where)
+
+
 def parse_matchers(raw: Any, where: str = "matchers") -> tuple[Matcher, ...]:
-    """From the contract's object (label -> exact value) or a list of {name, value, op}."""
+    """From the contract's object (label -> exact value), or a list of {name, value, op} or of
+    Alertmanager's text matchers."""
     if isinstance(raw, Mapping):
         return tuple(Matcher.of(str(name), str(value), "=", f"{where}.{name}") for name, value in raw.items())
     if isinstance(raw, list):
         out = []
         for i, item in enumerate(raw):
+            if isinstance(item, str):
+                out.append(parse_matcher_text(item, f"{where}.{i}"))
+                continue
             if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) \
                     or not isinstance(item.get("value"), str):
                 raise MatcherError(f"{where}.{i}", "a matcher is {name, value, op}")

@@ -24,6 +24,8 @@ __all__ = [
     "build_group_message",
     "common_annotations",
     "common_labels",
+    "message_from_json",
+    "message_to_json",
     "parse_time",
     "test_message",
 ]
@@ -117,6 +119,25 @@ class GroupMessage:
     alerts: tuple[AlertView, ...]  # the ones shown
     truncated: int = 0  # alerts left out
     external_url: str = ""
+
+
+def message_to_json(msg: GroupMessage) -> dict[str, Any]:
+    """The message as the delivery log keeps it: every format is rebuilt from this alone."""
+    return {
+        "receiver": msg.receiver, "group_key": msg.group_key, "group_labels": dict(msg.group_labels),
+        "status": msg.status, "truncated": msg.truncated, "external_url": msg.external_url,
+        "alerts": [{"fingerprint": a.fingerprint, "status": a.status, "labels": dict(a.labels),
+                    "annotations": dict(a.annotations), "starts_at": a.starts_at, "ends_at": a.ends_at,
+                    "generator_url": a.generator_url} for a in msg.alerts],
+    }
+
+
+def message_from_json(data: Mapping[str, Any]) -> GroupMessage:
+    """The inverse of `message_to_json`."""
+    alerts = tuple(AlertView(a["fingerprint"], a["status"], dict(a["labels"]), dict(a["annotations"]),
+                             a["starts_at"], a.get("ends_at"), a.get("generator_url", "")) for a in data["alerts"])
+    return GroupMessage(data["receiver"], data["group_key"], dict(data["group_labels"]), data["status"], alerts,
+                        int(data.get("truncated", 0)), data.get("external_url", ""))
 
 
 def _order(alert: AlertView) -> tuple[bool, datetime, str, str]:

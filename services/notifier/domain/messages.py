@@ -21,6 +21,8 @@ from .message_group import (
     build_group_message,
     common_annotations,
     common_labels,
+    message_from_json,
+    message_to_json,
     test_message,
 )
 from .message_pagerduty import pagerduty_events
@@ -40,6 +42,8 @@ __all__ = [
     "common_annotations",
     "common_labels",
     "discord_payload",
+    "message_from_json",
+    "message_to_json",
     "email_message",
     "pagerduty_events",
     "slack_payload",

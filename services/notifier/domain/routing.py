@@ -15,13 +15,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from shared.labels import label_set_key
 
-from .matchers import Matcher, matches_all
+from .matchers import Matcher, MatcherError, matches_all, parse_matchers
 
-__all__ = ["SEVERITIES", "InhibitRule", "Route", "Silence", "group_of", "inhibited", "routes_for", "silenced"]
+__all__ = [
+    "SEVERITIES",
+    "InhibitRule",
+    "Route",
+    "Silence",
+    "group_of",
+    "inhibited",
+    "parse_inhibit_rules",
+    "routes_for",
+    "silenced",
+]
 
 SEVERITIES: Final = ("info", "warning", "error", "critical")
 
@@ -96,3 +106,26 @@ def group_of(route: Route, labels: Mapping[str, str]) -> tuple[str, dict[str, st
     """(group key, group labels): one notification group per channel and group_by values."""
     group = {name: labels.get(name, "") for name in route.group_by}
     return label_set_key(str(route.channel_id), group), group
+
+
+def parse_inhibit_rules(data: Any) -> tuple[InhibitRule, ...]:
+    """Alertmanager's `inhibit_rules` (a mapping holding the list, or the list): each with
+    `source_matchers`, `target_matchers` (text or {name, op, value}) and `equal`.
+    MatcherError names the rule and field that is wrong."""
+    rules = data.get("inhibit_rules", []) if isinstance(data, Mapping) else data
+    if not isinstance(rules, list):
+        raise MatcherError("inhibit_rules", "must be a list")
+    out = []
+    for i, rule in enumerate(rules):
+        where = f"inhibit_rules.{i}"
+        if not isinstance(rule, Mapping):
+            raise MatcherError(where, "must be a mapping")
+        equal = rule.get("equal", [])
+        if not isinstance(equal, list) or not all(isinstance(n, str) and n for n in equal):
+            raise MatcherError(f"{where}.equal", "must be a list of label names")
+        source = parse_matchers(rule.get("source_matchers"), f"{where}.source_matchers")
+        target = parse_matchers(rule.get("target_matchers"), f"{where}.target_matchers")
+        if not source or not target:
+            raise MatcherError(where, "needs source_matchers and target_matchers")
+        out.append(InhibitRule(source, target, tuple(equal)))
+    return tuple(out)

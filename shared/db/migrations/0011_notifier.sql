@@ -46,6 +46,8 @@ CREATE TABLE notification_deliveries (
     attempts         integer     NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     lease_until      timestamptz,
+    -- A dead notification is published on chimera.notifications.deadletter (then this is set).
+    dead_lettered_at timestamptz,
     last_error       text,
     last_status_code integer,
     created_at       timestamptz NOT NULL DEFAULT now(),
@@ -54,6 +56,11 @@ CREATE TABLE notification_deliveries (
 );
 CREATE INDEX notification_deliveries_due_idx ON notification_deliveries (next_attempt_at)
     WHERE status IN ('pending', 'retrying');
+-- A group's notifications go out in order: the oldest one not yet delivered first.
+CREATE INDEX notification_deliveries_open_idx ON notification_deliveries (channel_id, group_key, id)
+    WHERE status IN ('pending', 'retrying');
+CREATE INDEX notification_deliveries_undead_idx ON notification_deliveries (id)
+    WHERE status = 'dead' AND dead_lettered_at IS NULL;
 CREATE INDEX notification_deliveries_channel_idx ON notification_deliveries (channel_id, created_at);
 CREATE INDEX notification_deliveries_fingerprints_idx ON notification_deliveries USING gin (fingerprints);
 CREATE INDEX notification_deliveries_alert_ids_idx ON notification_deliveries USING gin (alert_ids);

@@ -1,0 +1,268 @@
+"""The notifier as a faust-streaming app: agents, a table and timers around the pure domain.
+
+    chimera.alerts ──> (agent: check the record, note it in notifier_alerts,
+                        route it: one item per channel that hears it)
+                   ──> chimera.notifier-groups, keyed by group key
+                        (agent: the group's state in the `groups` table;
+                         tick records flush the groups that are due)
+    timer (NOTIFIER_TICK_S): a tick record to each groups partition this worker
+                        holds: group_wait, group_interval and repeat_interval
+                        come due inside the stream
+    timer (NOTIFIER_RELOAD_S): channels, silences and firing alerts read back
+
+A flush stores its notification in the delivery log under its idempotency
+key (group key and sequence) before the table changes and before the stream
+commits: replayed after a crash, the same flush finds the stored row and the
+group is told what that row said. The dispatcher sends what the log holds.
+Why an internal topic: a group (say, "pool main on channel ops") gathers
+alerts from every input partition, so its state lives on exactly one worker
+and moves with its partition in a rebalance (the table's changelog).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+
+from shared.clock import now_ms
+from shared.kafka.deadletter import DeadLetter
+from shared.kafka.faust_app import TRANSIENT, FaustRunner, dead_letter, make_app, until_done
+from shared.kafka.topics import Topic, topic_name
+
+from .adapters.codec import RoutedAlert, decode_group, decode_routed, encode_group, encode_routed
+from .adapters.delivery_log import NewDelivery, StoredFlush
+from .config import NotifierSettings
+from .directory import Destination, Directory
+from .domain.grouping import GroupedAlert, NotificationGroup, add, flush
+from .domain.messages import AlertView, build_group_message, message_to_json
+from .domain.routing import group_of
+from .telemetry import NotifierTelemetry
+
+__all__ = ["GROUPS", "NotifierStreams"]
+
+log = logging.getLogger(__name__)
+
+GROUPS: Final = "chimera.notifier-groups"
+_TICK: Final = b"\x00tick"
+
+RecordFlush = Callable[[NewDelivery], Awaitable[StoredFlush]]
+NoteAlert = Callable[[AlertView], Awaitable[None]]
+SendDeadLetters = Callable[[list[DeadLetter]], Awaitable[None]]
+
+
+def _view(record: Mapping[str, Any]) -> AlertView:
+    url = record.get("generator_url")
+    return AlertView.from_record(record, generator_url=url if isinstance(url, str) else "")
+
+
+class NotifierStreams:
+    def __init__(self, settings: NotifierSettings, directory: Directory, telemetry: NotifierTelemetry, *,
+                 record_flush: RecordFlush, note_alert: NoteAlert, dead_letters: SendDeadLetters,
+                 flushed: Callable[[], None]) -> None:
+        self.settings = settings
+        self.directory = directory
+        self.telemetry = telemetry
+        self._record_flush = record_flush
+        self._note_alert = note_alert
+        self._dead_letters = dead_letters
+        self._flushed = flushed
+        app = self.app = make_app(settings, app_id=settings.notifier_group_id, data_dir=settings.notifier_data_dir,
+                                  session_timeout_s=settings.notifier_session_timeout_s)
+        self._runner = FaustRunner(app, settings.notifier_data_dir, settings.log_level, "notifier-faust")
+        raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
+        partitions = settings.kafka_topic_partitions
+        self.alerts = app.topic(topic_name(settings, Topic.ALERTS), **raw)
+        self.routed = app.topic(topic_name(settings, GROUPS), partitions=partitions, internal=True, **raw)
+        self.groups = app.Table("groups", default=None, partitions=partitions, **raw)
+        app.agent(self.alerts, name="alerts")(self._alert_agent)
+        app.agent(self.routed, name="groups")(self._group_agent)
+        app.timer(settings.notifier_tick_s, name="tick")(self._tick)
+        app.timer(settings.notifier_reload_s, name="reload")(self._reload)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        # partition -> heap of (when due, group key): entries of groups since changed are skipped
+        self._due: dict[int, list[tuple[int, bytes]]] = {}
+        self._open: dict[int, set[bytes]] = {}  # partition -> its groups, for the gauge
+
+    async def start(self) -> None:
+        await self._runner.start()
+
+    async def stop(self) -> None:
+        await self._runner.stop()
+
+    # --- chimera.alerts: check, note, route ----------------------------------------------
+
+    async def _alert_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            received = now_ms()
+            try:
+                record = orjson.loads(event.value) if event.value is not None else None
+                view = _view(record)  # type: ignore[arg-type]
+            except (orjson.JSONDecodeError, ValueError) as exc:
+                self.telemetry.records.labels("dead_letter").inc()
+                letter = dead_letter(event, "invalid alert record", "value", str(exc)[:500])
+                await self._retry("dead letter", lambda letter=letter: self._dead_letters([letter]))
+                continue
+            await self._retry("alert", lambda view=view: self._note_alert(view))
+            routes = self.directory.routes_for(view.labels)
+            for route in routes:
+                key, labels = group_of(route, view.labels)
+                item = RoutedAlert(route.channel_id, labels, record, received)
+                await self.routed.send(key=key.encode(), value=encode_routed(item))
+            self.telemetry.records.labels("routed" if routes else "unrouted").inc()
+
+    # --- the groups ------------------------------------------------------------------------
+
+    async def _group_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            partition = event.message.partition
+            if event.value == _TICK:
+                await self._tick_partition(partition)
+                continue
+            await self._take(event.key, decode_routed(event.value), partition)
+
+    async def _take(self, key: bytes, item: RoutedAlert, partition: int) -> None:
+        view = _view(item.record)
+        raw = self.groups.get(key)
+        group = decode_group(raw)[0] if raw is not None else None
+        if group is None:
+            destination = self.directory.channels.get(item.channel_id)
+            if destination is None:
+                return  # the channel went away between routing and here
+            group = NotificationGroup.new(key.decode(), destination.route, item.group_labels, now_ms())
+        alert = GroupedAlert(view.fingerprint, view.status, view.starts_at, view.labels, item.record, item.received_ms)
+        if add(group, alert) or raw is None:
+            self._keep(key, group, partition)
+
+    def _keep(self, key: bytes, group: NotificationGroup, partition: int) -> None:
+        self.groups[key] = encode_group(group, partition)
+        heapq.heappush(self._heap(partition), (group.next_flush_ms, key))
+        self._open.setdefault(partition, set()).add(key)
+
+    def _heap(self, partition: int) -> list[tuple[int, bytes]]:
+        heap = self._due.get(partition)
+        if heap is None:  # after a start or a rebalance: the partition's groups, from the table
+            heap = self._due[partition] = []
+            keys = self._open.setdefault(partition, set())
+            for key, raw in self.groups.items():
+                group, where = decode_group(raw)
+                if where == partition:
+                    heap.append((group.next_flush_ms, key))
+                    keys.add(key)
+            heapq.heapify(heap)
+        return heap
+
+    async def _tick_partition(self, partition: int) -> None:
+        heap = self._heap(partition)
+        now = now_ms()
+        due: list[bytes] = []
+        while heap and heap[0][0] <= now:
+            key = heapq.heappop(heap)[1]
+            if key not in due:
+                due.append(key)
+        for key in due:
+            raw = self.groups.get(key)
+            if raw is None:
+                continue
+            group = decode_group(raw)[0]
+            if group.next_flush_ms > now:
+                continue  # rescheduled since that heap entry; a later entry has its time
+            await self._flush(key, group, partition, now)
+
+    async def _flush(self, key: bytes, group: NotificationGroup, partition: int, now: int) -> None:
+        destination = self.directory.channels.get(group.channel_id)
+        if destination is None:  # deleted or disabled: its groups end
+            self._drop(key, partition)
+            return
+        told_before = dict(group.told)
+        made = flush(group, destination.route, now, lambda labels: self._muted(labels, now))
+        if made is not None:
+            delivery = self._delivery(destination, group, made.idempotency_key, made.sequence, made.alerts,
+                                      made.firing, made.changed_since_ms or now)
+            stored = await self._retry_value("notification", lambda: self._record_flush(delivery))
+            if not stored.inserted:  # replayed: people were told what the stored one said
+                for alert in made.firing:
+                    if f"{alert.fingerprint}@{alert.starts_at}" not in stored.told:
+                        if alert.fingerprint in told_before:
+                            group.told[alert.fingerprint] = told_before[alert.fingerprint]
+                        else:
+                            group.told.pop(alert.fingerprint, None)
+            self.telemetry.flushes.inc()
+            self._flushed()
+        if group.empty:
+            self._drop(key, partition)
+        else:
+            self._keep(key, group, partition)
+
+    def _delivery(self, destination: Destination, group: NotificationGroup, idempotency_key: str, sequence: int,
+                  alerts: Iterable[GroupedAlert], firing: Iterable[GroupedAlert], since_ms: int) -> NewDelivery:
+        alerts = list(alerts)
+        views = [_view(a.record) for a in alerts]
+        message = build_group_message(destination.name, group.key, group.labels, views,
+                                      max_alerts=destination.max_alerts,
+                                      external_url=self.settings.notifier_external_url)
+        ids = [a.record.get("alert_id") for a in alerts]
+        return NewDelivery(
+            idempotency_key=idempotency_key, channel_id=destination.id, group_key=group.key, sequence=sequence,
+            message=message_to_json(message), fingerprints=[a.fingerprint for a in alerts],
+            told=[f"{a.fingerprint}@{a.starts_at}" for a in firing],
+            alert_ids=[i for i in ids if isinstance(i, int) and not isinstance(i, bool)],
+            received_at=datetime.fromtimestamp(since_ms / 1000, UTC))
+
+    def _muted(self, labels: Mapping[str, str], now: int) -> bool:
+        why = self.directory.muted(labels, now)
+        if why is not None:
+            self.telemetry.muted.labels(why).inc()
+        return why is not None
+
+    def _drop(self, key: bytes, partition: int) -> None:
+        if self.groups.get(key) is not None:
+            del self.groups[key]
+        self._open.get(partition, set()).discard(key)
+
+    def _on_revoked(self, sender: Any, revoked: Iterable[Any], **_: Any) -> None:
+        for tp in revoked:
+            if tp.topic == self.routed.get_topic_name():
+                self._due.pop(tp.partition, None)
+                self._open.pop(tp.partition, None)
+
+    # --- writes that must land -------------------------------------------------------------
+
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[object]]) -> None:
+        await until_done(what, attempt, max_delay_s=self.settings.notifier_retry_max_s,
+                         stopping=lambda: self._runner.stopping, failed=self.telemetry.store_failures.inc)
+
+    async def _retry_value(self, what: str, attempt: Callable[[], Awaitable[StoredFlush]]) -> StoredFlush:
+        box: list[StoredFlush] = []
+
+        async def once() -> None:
+            box.append(await attempt())
+
+        await self._retry(what, once)
+        return box[-1]
+
+    # --- timers ------------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        name = self.routed.get_topic_name()
+        try:
+            for tp in self.app.assignor.assigned_actives():
+                if tp.topic == name:
+                    await self.routed.send(value=_TICK, partition=tp.partition)
+        except TRANSIENT as exc:  # the groups come due a tick later; nothing is lost
+            log.warning("tick not sent: %r", exc)
+        self.telemetry.groups.set(sum(len(keys) for keys in self._open.values()))
+
+    async def _reload(self) -> None:
+        # A timer that raises crashes the whole faust app: PostgreSQL away is only a late reload.
+        try:
+            await self.directory.reload()
+        except TRANSIENT as exc:
+            log.warning("channels and silences not reloaded (PostgreSQL?), retrying: %r", exc)
+            return
+        self.telemetry.channels.set(len(self.directory.channels))
+        self.telemetry.silences.set(sum(1 for s in self.directory.silences if s.active(now_ms())))
