@@ -91,6 +91,12 @@ def make_app(settings: ServiceSettings, *, app_id: str, data_dir: Path, session_
     )
 
 
+class _Worker(faust.Worker):  # type: ignore[misc]  # faust is untyped
+    def install_signal_handlers(self) -> None:
+        """None: the service owns SIGTERM and SIGINT (shared/entrypoint.py) and stops the worker
+        itself, in order; faust's own handlers would replace them and leave the service waiting."""
+
+
 class FaustRunner:
     """Owns a faust Worker inside the running event loop, between `start()` and `stop()`."""
 
@@ -107,7 +113,7 @@ class FaustRunner:
         if self._worker is not None:
             return
         self._data_dir.mkdir(parents=True, exist_ok=True)  # faust makes only its own folder
-        self._worker = faust.Worker(self.app, loop=asyncio.get_running_loop(), quiet=True,
+        self._worker = _Worker(self.app, loop=asyncio.get_running_loop(), quiet=True,
                                     loglevel=self._log_level, override_logging=False)
         self._run = spawn(self._worker.start(), self._name)  # a crash is logged when it happens
 
