@@ -2,7 +2,8 @@
 
 Talks to PostgreSQL directly (DATABASE_URL, DATABASE_SCHEMA), so keys can be
 made before the service runs. `create` prints the key as its last line,
-once: only its hash is stored.
+once: only its hash is stored. `--scopes` is ingest, read and admin in any
+combination, or `miner:<name>` alone (a key that reads one miner only).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import uuid
 
 from services.ingest.adapters.keys import ApiKeyStore, InvalidKeySpec
-from services.ingest.domain.keys import ApiKeyRecord, InvalidScopes, parse_scopes
+from services.ingest.domain.keys import ApiKeyRecord, InvalidScopes, parse_grant
 from shared.db.pool import connect
 from shared.settings import ServiceSettings
 
@@ -25,7 +26,7 @@ def _when(record: ApiKeyRecord) -> str:
 
 
 def _describe(record: ApiKeyRecord) -> str:
-    scopes = ",".join(sorted(s.value for s in record.scopes))
+    scopes = ",".join(record.grant.names())
     limit = f"{record.rate_limit_per_second:g}/s" if record.rate_limit_per_second else "default"
     return (f"{record.id}  {record.key_prefix or '':<12}  {record.name}  [{scopes}]  "
             f"rate {limit}  created {record.created_at:%Y-%m-%d %H:%M}  {_when(record)}")
@@ -34,7 +35,8 @@ def _describe(record: ApiKeyRecord) -> str:
 async def run_keys_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
     if args.action == "create":
         try:
-            scopes = parse_scopes(args.scopes)
+            # Checked before connecting, so a bad --scopes fails fast even without a database.
+            grant = parse_grant(args.scopes)
         except InvalidScopes as exc:
             print(f"chimera keys: --scopes: {exc}", file=sys.stderr)
             return 2
@@ -55,7 +57,7 @@ async def run_keys_command(settings: ServiceSettings, args: argparse.Namespace) 
         if args.action == "create":
             try:
                 record, plaintext = await store.create(
-                    args.name, scopes, rate_limit_per_second=args.rate_limit
+                    args.name, grant.names(), rate_limit_per_second=args.rate_limit
                 )
             except InvalidKeySpec as exc:
                 print(f"chimera keys: {exc}", file=sys.stderr)

@@ -12,7 +12,10 @@ The order of checks is what makes guessing keys expensive:
 3. a malformed header or an unknown, revoked or expired key: 401, and one
    failure charged to the client address;
 4. the key is over its own request rate: 429;
-5. the key lacks the scope: 403.
+5. the key lacks the scope: 403. A key limited to one miner (`miner:<name>`)
+   holds no scope: it passes only the routes that let miner keys in
+   (`require_scope(scope, miner=True)`), which then narrow what they answer
+   to `principal.miner` (`ensure_miner()` for a miner named in the request).
 `authorize()` runs once per request and remembers its answer in the
 request's state: `shared.http.guard` calls it before the body is read, the
 route's dependency calls it again and gets the same principal for free.
@@ -99,7 +102,9 @@ _PRINCIPAL: Final = "chimera_principal"  # request.state attribute holding autho
 # operation that depends on it); the header itself is read by `_token`.
 BEARER: Final = HTTPBearer(
     scheme_name="bearerAuth", auto_error=False,
-    description="An API key from `chimera keys create`; scopes ingest, read, admin.",
+    description="An API key from `chimera keys create`; scopes ingest, read, admin, or `miner:<name>` alone: "
+                "a key limited to that one miner, let in only by the routes that say so (a miner's stats, "
+                "metrics and alerts), which answer for that miner only (403 for another miner).",
 )
 
 
@@ -163,34 +168,48 @@ async def _authenticate(request: Request) -> Principal | None:
     return outcome
 
 
-async def authorize(request: Request, scope: Scope) -> Principal:
-    """The caller must present a key holding `scope`: 401 without a key, 403 without the scope."""
+async def authorize(request: Request, scope: Scope, *, miner: bool = False) -> Principal:
+    """The caller must present a key holding `scope` (or, with `miner`, one limited to a miner).
+
+    401 without a key, 403 without the scope. A key limited to a miner is let
+    through only with `miner`: the caller then narrows to `principal.miner`."""
     principal = await principal_of(request)
     gate: Gate = request.app.state.gate
     if principal is None:
         gate.observer.auth_failed(AuthFailure.MISSING)
         raise ApiError(401, "an API key is required", [], _UNAUTHORIZED_HEADERS)
-    if scope not in principal.scopes:
+    allowed = miner if principal.miner is not None else scope in principal.scopes
+    if not allowed:
         gate.observer.forbidden(scope)
         raise ApiError(403, f"this API key lacks the '{scope}' scope")
     return principal
 
 
-def require_scope(scope: Scope) -> Callable[..., Awaitable[Principal]]:
-    """A dependency: the caller must present a key holding `scope`.
+def ensure_miner(principal: Principal, miner_id: str, field: str = "path.minerId") -> None:
+    """403 when a key limited to a miner asks for another miner (`field` names where); no-op for other keys."""
+    if principal.miner is None or principal.miner == miner_id:
+        return
+    raise ApiError(403, f"this key may read miner {principal.miner} only",
+                   [{"field": field, "message": f"this API key is limited to miner {principal.miner}"}])
 
-    Routes built on `shared.http.guard.GuardedRoute` find it (`required_scope`)
-    and run the check before the body is read; the dependency itself then
-    returns the remembered answer and puts the scheme in the OpenAPI document.
+
+def require_scope(scope: Scope, *, miner: bool = False) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller must present a key holding `scope`; with `miner`, a miner's key too.
+
+    Routes built on `shared.http.guard.GuardedRoute` find it (`required_scope`,
+    `miner_allowed`) and run the check before the body is read; the dependency
+    itself then returns the remembered answer and puts the scheme in the
+    OpenAPI document. A route with `miner=True` must narrow to `principal.miner`.
     """
 
     async def dependency(
         request: Request, _: HTTPAuthorizationCredentials | None = Security(BEARER)
     ) -> Principal:
-        return await authorize(request, scope)
+        return await authorize(request, scope, miner=miner)
 
-    dependency.__name__ = f"require_{scope}"
+    dependency.__name__ = f"require_{scope}_or_miner" if miner else f"require_{scope}"
     dependency.required_scope = scope  # type: ignore[attr-defined]
+    dependency.miner_allowed = miner  # type: ignore[attr-defined]
     return dependency
 
 

@@ -5,8 +5,9 @@ dependencies: with `Depends(require_scope(...))` alone, a body of any size
 is buffered (and a malformed one answered 422) before the key is looked
 at. `GuardedRoute` runs first, for every route of every router built with
 `guarded_router()`:
-1. the scope the route requires (found among its dependencies) is checked:
-   401, 403 or 429 before anything is read;
+1. the scope the route requires (found among its dependencies), and whether
+   it lets a miner's key in, is checked: 401, 403 or 429 before anything is
+   read;
 2. the body reaches FastAPI through a receive that counts bytes: a declared
    Content-Length over the route's limit, or the bytes read passing it, end
    the request with 413 at once, so nothing past the limit is buffered;
@@ -104,14 +105,23 @@ def bounded_receive(receive: Receive, *, limit_bytes: int, declared_bytes: int |
     return receive_bounded
 
 
-def required_scope(dependant: Dependant) -> Scope | None:
-    """The scope a `require_scope` dependency anywhere in the route's dependency tree asks for."""
+@dataclass(frozen=True)
+class RequiredAccess:
+    """What a route's `require_scope` dependency asks for: the scope, and whether a miner's key may come in."""
+
+    scope: Scope
+    miner_allowed: bool = False
+
+
+def required_access(dependant: Dependant) -> RequiredAccess | None:
+    """What a `require_scope` dependency anywhere in the route's dependency tree asks for."""
     stack = [dependant]
     while stack:
         current = stack.pop()
         scope = getattr(current.call, "required_scope", None)
         if isinstance(scope, Scope):
-            return scope
+            # Anything but a literal True keeps miner keys out: the safe reading of an odd attribute.
+            return RequiredAccess(scope, getattr(current.call, "miner_allowed", False) is True)
         stack.extend(current.dependencies)
     return None
 
@@ -121,12 +131,12 @@ class GuardedRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        scope = required_scope(self.dependant)
+        access = required_access(self.dependant)
         path = self.path_format
 
         async def guarded(request: Request) -> Response:
-            if scope is not None:
-                await authorize(request, scope)
+            if access is not None:
+                await authorize(request, access.scope, miner=access.miner_allowed)
             limits: BodyLimits = request.app.state.body_limits
             observer: BodyObserver = request.app.state.body_observer
             limit_bytes = limits.limit_bytes(request.method, path)

@@ -28,8 +28,9 @@ from services.ingest.domain.keys import (
     display_prefix,
     format_key,
     hash_key,
-    parse_scopes,
+    parse_grant,
     plausible_token,
+    stored_grant,
 )
 from shared.background import cancel_and_wait, spawn
 from shared.db.errors import DATABASE_ERRORS
@@ -62,22 +63,19 @@ class KeyStoreUnavailable(Exception):
         super().__init__(f"API keys cannot be checked: {cause!r}")
 
 
-_SCOPE_NAMES: Final = frozenset(s.value for s in Scope)
-
-
 def _record(row: asyncpg.Record) -> ApiKeyRecord:
+    grant = stored_grant(row["scopes"] or ())
     return ApiKeyRecord(
         id=row["id"],
         name=row["name"],
         key_prefix=row["key_prefix"],
-        # A scope name this version does not know (a row written by hand or by a
-        # newer version) grants nothing rather than failing every request.
-        scopes=frozenset(Scope(s) for s in row["scopes"] or () if s in _SCOPE_NAMES),
+        scopes=grant.scopes,
         rate_limit_per_second=row["rate_limit_per_second"],
         created_at=row["created_at"],
         last_used_at=row["last_used_at"],
         expires_at=row["expires_at"],
         revoked_at=row["revoked_at"],
+        miner=grant.miner,
     )
 
 
@@ -91,12 +89,14 @@ class ApiKeyStore:
         self, name: str, scopes: Iterable[Scope | str], *,
         rate_limit_per_second: float | None = None,
     ) -> tuple[ApiKeyRecord, str]:
-        """A new key: its record and the plaintext, which is shown once and never stored."""
+        """A new key: its record and the plaintext, which is shown once and never stored.
+
+        `scopes` are ingest, read, admin, or one `miner:<name>` alone (see `parse_grant`)."""
         name = name.strip()
         if not name:
             raise InvalidKeySpec("name", "must not be empty")
         try:
-            granted = parse_scopes(scopes)
+            granted = parse_grant(scopes)
         except InvalidScopes as exc:
             raise InvalidKeySpec("scopes", str(exc)) from None
         if rate_limit_per_second is not None and not rate_limit_per_second > 0:
@@ -106,7 +106,7 @@ class ApiKeyStore:
             f"INSERT INTO api_keys (name, key_hash, key_prefix, scopes, rate_limit_per_second) "
             f"VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}",
             name, hash_key(plaintext), display_prefix(plaintext),
-            sorted(s.value for s in granted), rate_limit_per_second,
+            granted.names(), rate_limit_per_second,
         )
         return _record(row), plaintext
 

@@ -42,7 +42,7 @@ from services.ingest.domain.metrics import (
     MINER_REPORT_FIELDS,
 )
 from shared.events import NAME_PATTERN
-from shared.http.auth import Principal, Scope, require_scope
+from shared.http.auth import Principal, Scope, ensure_miner, require_scope
 from shared.http.errors import ApiError
 from shared.http.guard import guarded_router
 
@@ -53,6 +53,7 @@ DEFAULT_LIMIT: Final = 1000
 MAX_LIMIT: Final = 10_000
 _INGEST = Depends(require_scope(Scope.INGEST))
 _READ = Depends(require_scope(Scope.READ))
+_MINER_READ = Depends(require_scope(Scope.READ, miner=True))  # a miner's key reads its own miner's rows
 
 From = Annotated[str | None, Query(alias="from", description=f"Inclusive start: {TIME_PARAM_DOC}. Default: `to` - 1 hour.")]
 To = Annotated[str | None, Query(alias="to", description=f"Exclusive end: {TIME_PARAM_DOC}. Default: now.")]
@@ -247,7 +248,8 @@ class MinerRowsOut(BaseModel):
 
 @router.get("/api/metrics/miner/{minerId}", response_model=MinerRowsOut, responses=error_responses(401, 403, 422),
             summary="Read a miner's minute rows",
-            description="One row per pool, worker and minute with `from` <= ts < `to`, newest first.")
+            description="One row per pool, worker and minute with `from` <= ts < `to`, newest first. "
+                        "A `miner:<name>` key reads its own miner only: another miner is 403 (`path.minerId`).")
 async def get_miner(
     request: Request,
     miner_id: Annotated[str, Path(alias="minerId", min_length=1, max_length=128, pattern=MINER_PARAM_PATTERN)],
@@ -256,8 +258,9 @@ async def get_miner(
     start: From = None,
     end: To = None,
     limit: Limit = DEFAULT_LIMIT,
-    _: Any = _READ,
+    principal: Principal = _MINER_READ,
 ) -> MinerRowsOut:
+    ensure_miner(principal, miner_id)
     since, until = time_range(start, end, default_span=DEFAULT_SPAN)
     rows = await container(request).metrics_store.miner(
         miner_id, pool=pool, worker=worker, within=TimeRange(since, until), limit=limit)

@@ -30,13 +30,15 @@ from services.ingest.domain.stats import (
     step_floor,
 )
 from shared.events import NAME_PATTERN
-from shared.http.auth import Scope, require_scope
+from shared.http.auth import Principal, Scope, ensure_miner, require_scope
 from shared.http.errors import ApiError
 from shared.http.guard import guarded_router
 
 router = guarded_router(tags=["stats"])
 
 _READ = Depends(require_scope(Scope.READ))
+# A miner's own routes: a key limited to that miner reads them too (`_own_miner`).
+_MINER_READ = Depends(require_scope(Scope.READ, miner=True))
 Window = Literal["1m", "5m", "15m", "1h", "24h"]
 PoolName = Annotated[str, Query(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 MinerId = Annotated[str, Path(min_length=1, max_length=128, pattern=MINER_PARAM_PATTERN)]
@@ -88,6 +90,14 @@ class HistoryRowOut(BaseModel):
     hashrate: float
 
 
+_MINER_KEY_DOC: Final = " A `miner:<name>` key reads its own miner only: another miner is 403 (`path.miner`)."
+
+
+def _own_miner(principal: Principal, miner: str) -> None:
+    # Before any lookup: another miner's name answers 403 whether or not the pool knows it.
+    ensure_miner(principal, miner, field="path.miner")
+
+
 def _not_found(exc: UnknownMiner) -> ApiError:
     return ApiError(404, f"no miner {exc.miner!r} in pool {exc.pool!r}",
                     [{"field": "path.miner", "message": "unknown miner"}])
@@ -116,9 +126,11 @@ async def pool_stats(request: Request, pool: PoolName = "main", _: Any = _READ) 
                 "until the deadline the aggregator derived from its own share rate (or at once after a disconnect "
                 "with no connection left); a worker the aggregator has no status for is online while its last "
                 f"share is at most {int(ONLINE_WITHIN.total_seconds())} s old (`last_share_at` includes the "
-                "current minute). 404 when the pool has never seen the miner.",
+                "current minute). 404 when the pool has never seen the miner." + _MINER_KEY_DOC,
 )
-async def miner_stats(request: Request, miner: MinerId, pool: PoolName = "main", _: Any = _READ) -> MinerStatsOut:
+async def miner_stats(request: Request, miner: MinerId, pool: PoolName = "main",
+                      principal: Principal = _MINER_READ) -> MinerStatsOut:
+    _own_miner(principal, miner)
     try:
         stats = await container(request).stats.miner_stats(pool, miner)
     except UnknownMiner as exc:
@@ -135,7 +147,7 @@ async def miner_stats(request: Request, miner: MinerId, pool: PoolName = "main",
                 f"up to {HOUR_ROWS_UP_TO.days} days hours, else days (hours and days are the aggregator's "
                 "roll-ups, kept longer than the minutes). Default range: the last hour of complete minutes; "
                 "without `to` the range ends at the start of the current step, so the newest row is complete. "
-                "404 when the pool has never seen the miner.",
+                "404 when the pool has never seen the miner." + _MINER_KEY_DOC,
 )
 async def miner_history(
     request: Request,
@@ -145,8 +157,9 @@ async def miner_history(
     end: Annotated[str | None, Query(alias="to", description=f"Exclusive: {TIME_PARAM_DOC}")] = None,
     limit: Annotated[int, Query(ge=1, le=HISTORY_MAX_LIMIT)] = 10_000,
     step: Annotated[Step | None, Query(description="Row resolution; default by the range's length")] = None,
-    _: Any = _READ,
+    principal: Principal = _MINER_READ,
 ) -> list[HistoryRowOut]:
+    _own_miner(principal, miner)
     since, until = time_range(start, end, default_span=HISTORY_DEFAULT_SPAN,
                               default_end=minute_start(datetime.now(UTC)))
     resolution = history_step(since, until, step)
