@@ -171,7 +171,7 @@ _HTTP_TYPES: Final[Mapping[str, _HttpType]] = {
 }
 
 
-def retry_after_header(value: str | None, now: datetime | None = None) -> float | None:
+def _retry_after_header(value: str | None, now: datetime | None = None) -> float | None:
     """Retry-After as seconds from now: delta seconds or an HTTP date (one in the past: 0)."""
     if value is None:
         return None
@@ -205,7 +205,7 @@ def _judge(kind: _HttpType, reply: HttpReply) -> tuple[bool, str | None, bool, f
         if status == _RATE_LIMITED and kind.body_retry_after is not None:
             retry_after = kind.body_retry_after(_json(reply.body))
         if retry_after is None:
-            retry_after = retry_after_header(reply.headers.get("Retry-After"))
+            retry_after = _retry_after_header(reply.headers.get("Retry-After"))
     return False, error, status == _RATE_LIMITED or status >= 500, retry_after
 
 

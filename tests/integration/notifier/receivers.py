@@ -124,6 +124,7 @@ class HttpReceiver:
         return self.streams[:count]
 
     async def start(self) -> None:
+        self._closing = asyncio.Event()
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -239,7 +240,8 @@ def _certificate(folder: Path) -> tuple[Path, Path, Path]:
 
 class SmtpReceiver:
     """`starttls`: offered, and required before mail; `implicit_tls`: TLS from the first byte;
-    `user`/`password`: AUTH (PLAIN, LOGIN) required, and only over TLS."""
+    `user`/`password`: AUTH (PLAIN, LOGIN) required, and only over STARTTLS (with implicit TLS:
+    offered, not required)."""
 
     def __init__(self, *, starttls: bool = False, implicit_tls: bool = False, user: str | None = None,
                  password: str | None = None) -> None:
@@ -288,8 +290,9 @@ class SmtpReceiver:
             else:
                 kwargs["ssl_context"] = context
         if self.user is not None:
-            # aiosmtpd counts only STARTTLS as TLS for AUTH: with implicit TLS it is TLS all along.
-            kwargs.update(authenticator=self._authenticate, auth_required=True,
+            # aiosmtpd counts only STARTTLS as TLS for AUTH, and warns when AUTH is required
+            # without it: with implicit TLS (TLS all along) AUTH is offered, and `user` shows its use.
+            kwargs.update(authenticator=self._authenticate, auth_required=not self.implicit_tls,
                           auth_require_tls=not self.implicit_tls)
         self.port = free_port()
         self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
@@ -343,8 +346,10 @@ def _encrypted(server: SMTP) -> bool:
 
 
 class _Handler:
+    """aiosmtpd's handler: it finds `handle_DATA` by that name."""
+
     def __init__(self, receiver: SmtpReceiver) -> None:
         self._receiver = receiver
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         return self._receiver._take(server, session, envelope)
