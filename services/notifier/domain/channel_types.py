@@ -49,7 +49,7 @@ class ChannelConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class ConfigKey:
     name: str
-    kind: str  # url, text, int, bool, email, emails, chat_id, host
+    kind: str  # url, text, int, port, bool, email, emails, chat_id, host
     description: str
     required: bool = False
     secret: bool = False
@@ -90,7 +90,7 @@ CHANNEL_TYPES: Final[Mapping[str, tuple[ConfigKey, ...]]] = {
         ConfigKey("to", "emails", "Recipients: one address or a list.", required=True),
         ConfigKey("from", "email", "The sender address.", required=True),
         ConfigKey("smarthost", "host", "The SMTP server's host name or address.", required=True),
-        ConfigKey("port", "int", "The SMTP server's port.", default=587),
+        ConfigKey("port", "port", "The SMTP server's port.", default=587),
         ConfigKey("username", "text", "SMTP AUTH user (with password)."),
         ConfigKey("password", "text", "SMTP AUTH password.", secret=True),
         ConfigKey("starttls", "bool", "Upgrade the connection with STARTTLS (required when true).", default=True),
@@ -111,9 +111,10 @@ def _check_value(key: ConfigKey, value: Any, field: str, allowed: Iterable[Netwo
         if not isinstance(value, bool):
             raise ChannelConfigError(field, "must be true or false")
         return value
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65_535:
-            raise ChannelConfigError(field, "must be a whole number from 0 to 65535")
+    if kind in ("int", "port"):
+        low = 1 if kind == "port" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 65_535:
+            raise ChannelConfigError(field, f"must be a whole number from {low} to 65535")
         return value
     if kind == "emails":
         items = [value] if isinstance(value, str) else value
@@ -127,7 +128,7 @@ def _check_value(key: ConfigKey, value: Any, field: str, allowed: Iterable[Netwo
         raise ChannelConfigError(field, "must be a non-empty string")
     if len(value) > MAX_TEXT_CHARS:
         raise ChannelConfigError(field, f"longer than {MAX_TEXT_CHARS} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in value):
         raise ChannelConfigError(field, "must not contain control characters")
     if kind == "url":
         refusal = url_refusal(value, allowed)
@@ -149,7 +150,7 @@ def check_config(channel_type: str, config: Mapping[str, Any], allowed: Iterable
         raise ChannelConfigError("type", f"must be one of {', '.join(CHANNEL_TYPES)}")
     if not isinstance(config, Mapping):
         raise ChannelConfigError("config", "must be an object")
-    known = {key.name for key in keys}
+    known = [key.name for key in keys]
     for name in config:
         if name not in known:
             raise ChannelConfigError(f"config.{name}", f"not a {channel_type} setting (known: {', '.join(known)})")
@@ -160,14 +161,17 @@ def check_config(channel_type: str, config: Mapping[str, Any], allowed: Iterable
         if value is None:
             if key.required:
                 raise ChannelConfigError(f"config.{key.name}", f"required for a {channel_type} channel")
-            if key.default is not None:
+            if key.name == "starttls" and config.get("tls") is True:
+                out[key.name] = False  # implicit TLS: STARTTLS means nothing on it
+            elif key.default is not None:
                 out[key.name] = key.default
             continue
         out[key.name] = _check_value(key, value, f"config.{key.name}", allowed)
     if channel_type == "email" and out.get("tls") and out.get("starttls"):
         raise ChannelConfigError("config.starttls", "set starttls to false with tls (implicit TLS)")
-    if channel_type == "email" and out.get("password") and not out.get("username"):
-        raise ChannelConfigError("config.username", "required with a password")
+    if channel_type == "email" and bool(out.get("password")) != bool(out.get("username")):
+        missing = "username" if out.get("password") else "password"
+        raise ChannelConfigError(f"config.{missing}", "username and password go together (SMTP AUTH)")
     return out
 
 
@@ -185,7 +189,8 @@ def config_url_keys(channel_type: str) -> tuple[str, ...]:
 def _mask(value: Any, kind: str) -> str:
     if kind == "url" and isinstance(value, str):
         parts = urlsplit(value)
-        return f"{parts.scheme}://{parts.hostname or ''}/{MASK}"
+        host = parts.hostname or ""
+        return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}/{MASK}"
     return MASK
 
 

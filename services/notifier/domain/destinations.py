@@ -14,6 +14,7 @@ inside is refused like the address itself.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from typing import Final
 from urllib.parse import urlsplit
@@ -23,6 +24,8 @@ __all__ = ["Network", "address_refusal", "parse_networks", "url_refusal"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _SCHEMES: Final = ("http", "https")
 MAX_URL_CHARS: Final = 2_048
+# Every label numeric (decimal, octal or hex): inet_aton's legacy forms of an IPv4 address.
+_LEGACY_IPV4: Final = re.compile(r"^(?:(?:0x[0-9a-f]*|[0-9]+)\.){0,3}(?:0x[0-9a-f]*|[0-9]+)\.?$", re.IGNORECASE)
 
 
 def parse_networks(specs: Iterable[str]) -> tuple[Network, ...]:
@@ -80,5 +83,8 @@ def url_refusal(url: str, allowed: Iterable[Network] = ()) -> str | None:
     except ValueError:
         if host.rstrip(".").lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
             return address_refusal("127.0.0.1", allowed)
+        if _LEGACY_IPV4.match(host):
+            # 127.1, 0177.0.0.1, 2130706433, 0x7f.0.0.1: resolvers read these as addresses.
+            return "must write an IP address in dotted decimal (a.b.c.d)"
         return None  # a name: checked on every address it resolves to, at send time
     return address_refusal(host, allowed)

@@ -192,7 +192,11 @@ def test_no_part_of_a_secret_url_path_survives_masking(token: str) -> None:
     ("email", {"starttls": "yes"}, "config.starttls", "true or false"),
     ("email", {"tls": 1}, "config.tls", "true or false"),
     ("email", {"tls": True, "starttls": True}, "config.starttls", "set starttls to false"),
-    ("email", {"password": "p"}, "config.username", "required with a password"),
+    ("email", {"password": "p"}, "config.username", "username and password go together"),
+    ("email", {"username": "u"}, "config.password", "username and password go together"),
+    ("email", {"port": 0}, "config.port", "from 1 to 65535"),
+    ("slack", {"username": "bad\u2028name"}, "config.username", "control characters"),
+    ("slack", {"username": "bad\x85name"}, "config.username", "control characters"),
     ("pagerduty", {"routing_key": ""}, "config.routing_key", "non-empty string"),
     ("pagerduty", {"events_url": "http://[::1]/v2/enqueue"}, "config.events_url", "loopback"),
 ])
@@ -213,7 +217,7 @@ def test_bad_values_are_refused_naming_the_field(channel_type: str, changes: dic
     ("email", {"to": ["a@example.com", "b@example.com"]}, "to", ["a@example.com", "b@example.com"]),
     ("email", {"smarthost": "[::1]"}, "smarthost", "[::1]"),
     ("email", {"tls": True, "starttls": False, "port": 465}, "tls", True),
-    ("email", {"username": "alerts"}, "username", "alerts"),
+    ("email", {"username": "alerts", "password": "pw"}, "username", "alerts"),
     ("slack", {"channel": "#ops", "username": "Chimera ✓"}, "username", "Chimera ✓"),
 ])
 def test_good_values_pass_as_given(channel_type: str, changes: dict[str, Any], key: str, checked: Any) -> None:
@@ -225,3 +229,14 @@ def test_the_allow_list_is_what_lets_the_local_network_through() -> None:
     assert refusal("webhook", config).field == "config.url"
     assert check_config("webhook", config, LOOPBACK)["url"] == config["url"]
     assert check_config("webhook", config, iter(LOOPBACK))["url"] == config["url"]  # any iterable of networks
+
+
+def test_implicit_tls_alone_turns_starttls_off() -> None:
+    config = check_config("email", {"to": "a@example.com", "from": "c@example.com", "smarthost": "mx",
+                                    "port": 465, "tls": True})
+    assert (config["tls"], config["starttls"]) == (True, False)
+
+
+def test_a_masked_ipv6_url_keeps_its_brackets() -> None:
+    assert masked_config("webhook", {}, {"url": "http://[2001:db8::1]:8080/x?token=t"}) == {
+        "url": f"http://[2001:db8::1]/{MASK}"}

@@ -63,3 +63,14 @@ def test_networks_parse_or_name_the_bad_one() -> None:
     assert [str(n) for n in parse_networks(["10.0.0.0/8", "::1"])] == ["10.0.0.0/8", "::1/128"]
     with pytest.raises(ValueError, match="'nope'"):
         parse_networks(["nope"])
+
+
+@pytest.mark.parametrize("host", ["127.1", "0177.0.0.1", "2130706433", "0x7f.0.0.1", "10.1", "0x0a000001"])
+def test_legacy_numeric_ipv4_forms_are_refused_before_any_dns(host: str) -> None:
+    # Resolvers read these as addresses (127.1 is 127.0.0.1): they must not pass as host names.
+    assert url_refusal(f"https://{host}/hook") == "must write an IP address in dotted decimal (a.b.c.d)"
+
+
+@pytest.mark.parametrize("host", ["1password.com", "123.example.com", "0xdeadbeef.example", "a1"])
+def test_names_with_digits_are_names(host: str) -> None:
+    assert url_refusal(f"https://{host}/hook") is None
