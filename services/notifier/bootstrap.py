@@ -126,8 +126,8 @@ async def bootstrap(settings: NotifierSettings) -> Notifier:
             delivery_log, lambda channel_id: directory.channels.get(channel_id), senders, policy, telemetry, publish_dead,
             default_rate_per_minute=settings.notifier_rate_limit_per_minute,
             concurrency=settings.notifier_send_concurrency, lease_s=settings.notifier_send_timeout_s * 2 + 10)
-        streams = NotifierStreams(settings, directory, telemetry, record_flush=delivery_log.record_flush,
-                                  note_alert=heard.note, dead_letters=DeadLetterProducer(producer, settings).send,
+        streams = NotifierStreams(settings, directory, telemetry, record_flushes=delivery_log.record_flushes,
+                                  note_alerts=heard.note, dead_letters=DeadLetterProducer(producer, settings).send,
                                   flushed=dispatcher.poke)
         http = EmbeddedHttpServer(metrics_app("Chimera notifier", lambda: generate_latest(telemetry.registry)),
                                   settings.metrics_host, settings.metrics_port)

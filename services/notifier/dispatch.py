@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -30,7 +30,7 @@ from shared.backoff import Backoff
 from shared.clock import now_ms
 from shared.kafka.faust_app import TRANSIENT
 
-from .adapters.delivery_log import DeliveryLog, DueDelivery
+from .adapters.delivery_log import DeliveryLog, DueDelivery, Outcome
 from .adapters.senders import SendResult
 from .directory import Destination
 from .domain.delivery import RetryPolicy, TokenBucket, Verdict, judge
@@ -119,46 +119,35 @@ class Dispatcher:
             pass
 
     async def run_once(self) -> int:
-        """Claim and send what is due, then publish the dead; how many were claimed."""
+        """Claim and send what is due, log the attempts, then publish the dead; how many were claimed.
+
+        A claim holds at most one notification per group (the oldest open one), so all of it
+        goes out side by side without a group's notices overtaking each other."""
         due = await self._log.claim_due(self._batch, self._lease_s)
-        by_channel: dict[int, list[DueDelivery]] = {}
-        for delivery in due:
-            by_channel.setdefault(delivery.channel_id, []).append(delivery)
-        await asyncio.gather(*(self._send_channel(items) for items in by_channel.values()))
+        outcomes = [o for o in await asyncio.gather(*(self._send(d) for d in due)) if o is not None]
+        # A send is not logged if this fails: its lease runs out and it is sent again.
+        await self._log.record_attempts(outcomes)
+        for outcome in outcomes:
+            self._observe(outcome)
         await self._dead_letters()
         return len(due)
 
-    async def _send_channel(self, items: Sequence[DueDelivery]) -> None:
-        for delivery in items:  # in order: a group's notices must not overtake each other
-            try:
-                async with self._slots:
-                    await self._send(delivery)
-            except TRANSIENT as exc:
-                # The log is away: this one and the rest keep their leases, which run out, and
-                # they are claimed again in the same order.
-                self._telemetry.store_failures.inc()
-                log.warning("delivery %d not logged (retried when its lease ends): %r", delivery.id, exc)
-                return
-
-    async def _send(self, due: DueDelivery) -> None:
+    async def _send(self, due: DueDelivery) -> Outcome | None:
         destination = self._channels(due.channel_id)
         if destination is None:
-            await self._log.record_attempt(due, "unknown", _ChannelGone(), Verdict.DEAD, 0.0)
-            return
-        bucket = self._bucket(destination)
-        wait_s = bucket.take(now_ms())
+            return Outcome(due, "unknown", _ChannelGone(), Verdict.DEAD, 0.0)
+        wait_s = self._bucket(destination).take(now_ms())
         if wait_s > 0:
             self._telemetry.rate_limited.inc()
             await self._log.postpone(due.id, wait_s)
-            return
-        result = await self._sender.send(destination.type, destination.name, destination.config,
-                                         message_from_json(due.message))
-        attempt = due.attempts + 1
-        verdict, retry_in_s = judge(ok=result.ok, retriable=result.retriable, attempt=attempt,
+            return None
+        async with self._slots:
+            result = await self._sender.send(destination.type, destination.name, destination.config,
+                                             message_from_json(due.message))
+        verdict, retry_in_s = judge(ok=result.ok, retriable=result.retriable, attempt=due.attempts + 1,
                                     retry_after_s=result.retry_after_s, policy=self._policy,
                                     jitter=self._random.random())
-        await self._log.record_attempt(due, destination.type, result, verdict, retry_in_s)
-        self._observe(destination.type, due, result, verdict)
+        return Outcome(due, destination.type, result, verdict, retry_in_s)
 
     def _bucket(self, destination: Destination) -> TokenBucket:
         rate = destination.rate_limit_per_minute or self._default_rate
@@ -167,17 +156,18 @@ class Dispatcher:
             bucket = self._buckets[destination.id] = TokenBucket.full(rate, now_ms())
         return bucket
 
-    def _observe(self, channel_type: str, due: DueDelivery, result: SendResult, verdict: Verdict) -> None:
+    def _observe(self, outcome: Outcome) -> None:
+        result, channel_type = outcome.attempt, outcome.channel_type
         reason = reason_of(ok=result.ok, status_code=result.status_code, refused=result.refused,
                            retriable=result.retriable)
         t = self._telemetry
         t.attempts.labels(channel_type, reason).inc()
         t.send_s.labels(channel_type).observe(result.latency_ms / 1000)
-        if verdict is Verdict.SENT:
+        if outcome.verdict is Verdict.SENT:
             t.notifications.labels(channel_type, "sent", reason).inc()
             t.latency_s.labels(channel_type).observe(
-                max(0.0, (datetime.now(UTC) - due.received_at).total_seconds()))
-        elif verdict is Verdict.DEAD:
+                max(0.0, (datetime.now(UTC) - outcome.due.received_at).total_seconds()))
+        elif outcome.verdict is Verdict.DEAD:
             t.notifications.labels(channel_type, "failed", reason).inc()
 
     async def _dead_letters(self) -> None:

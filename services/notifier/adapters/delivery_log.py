@@ -23,7 +23,7 @@ import asyncpg
 
 from ..domain.delivery import Verdict
 
-__all__ = ["Attempt", "DeliveryLog", "DueDelivery", "NewDelivery", "StoredFlush"]
+__all__ = ["Attempt", "DeliveryLog", "DueDelivery", "NewDelivery", "Outcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +37,6 @@ class NewDelivery:
     told: Sequence[str]  # fingerprint@starts_at of the firing alerts it tells of
     alert_ids: Sequence[int]
     received_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class StoredFlush:
-    inserted: bool
-    told: frozenset[str]  # what the stored notification tells (this one's, or the earlier identical key's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +68,26 @@ class Attempt(Protocol):
     @property
     def refused(self) -> bool: ...
 
+    @property
+    def retriable(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One attempt, judged: what the log keeps of it."""
+
+    due: DueDelivery
+    channel_type: str
+    attempt: Attempt
+    verdict: Verdict
+    retry_in_s: float
+
 
 _INSERT: Final = """
 INSERT INTO notification_deliveries
     (idempotency_key, channel_id, group_key, sequence, message, fingerprints, told, alert_ids, received_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id
 """
 
 # Oldest first, and only the oldest open notification of each group: a resolved notice never
@@ -121,18 +128,17 @@ class DeliveryLog:
         self._pool = pool
         self._timeout_s = timeout_s
 
-    async def record_flush(self, delivery: NewDelivery) -> StoredFlush:
-        """Store the notification unless its key is stored already; what the stored one told."""
-        async with self._pool.acquire(timeout=self._timeout_s) as conn:
-            inserted = await conn.fetchval(
-                _INSERT, delivery.idempotency_key, delivery.channel_id, delivery.group_key, delivery.sequence,
-                dict(delivery.message), list(delivery.fingerprints), list(delivery.told), list(delivery.alert_ids),
-                delivery.received_at, timeout=self._timeout_s)
-            if inserted is not None:
-                return StoredFlush(True, frozenset(delivery.told))
-            told = await conn.fetchval("SELECT told FROM notification_deliveries WHERE idempotency_key = $1",
-                                       delivery.idempotency_key, timeout=self._timeout_s)
-        return StoredFlush(False, frozenset(told or ()))
+    async def record_flushes(self, deliveries: Sequence[NewDelivery]) -> dict[str, frozenset[str]]:
+        """Store the notifications whose keys are not stored yet; what each stored one told (by
+        key): its own told when it was new, the earlier one's when its flush was a replay."""
+        rows = [(d.idempotency_key, d.channel_id, d.group_key, d.sequence, dict(d.message), list(d.fingerprints),
+                 list(d.told), list(d.alert_ids), d.received_at) for d in deliveries]
+        async with self._pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
+            await conn.executemany(_INSERT, rows, timeout=self._timeout_s)
+            stored = await conn.fetch("SELECT idempotency_key, told FROM notification_deliveries"
+                                      " WHERE idempotency_key = ANY($1::text[])",
+                                      [d.idempotency_key for d in deliveries], timeout=self._timeout_s)
+        return {r["idempotency_key"]: frozenset(r["told"]) for r in stored}
 
     async def claim_due(self, limit: int, lease_s: float) -> list[DueDelivery]:
         rows = await self._pool.fetch(_CLAIM, limit, lease_s, timeout=self._timeout_s)
@@ -148,17 +154,22 @@ class DeliveryLog:
             timeout=self._timeout_s)
         return None if value is None else max(0.0, float(value))
 
-    async def record_attempt(self, due: DueDelivery, channel_type: str, attempt: Attempt, verdict: Verdict,
-                             retry_in_s: float) -> None:
-        """The attempt's row and the notification's new state, together."""
-        number = due.attempts + 1
-        status = "refused" if attempt.refused and verdict is Verdict.DEAD else verdict.value
-        state = {Verdict.SENT: "sent", Verdict.RETRY: "retrying", Verdict.DEAD: "dead"}[verdict]
+    async def record_attempts(self, outcomes: Sequence[Outcome]) -> None:
+        """Each attempt's row and its notification's new state, all in one transaction."""
+        if not outcomes:
+            return
+        attempts, states = [], []
+        for o in outcomes:
+            number = o.due.attempts + 1
+            a = o.attempt
+            status = "refused" if a.refused and o.verdict is Verdict.DEAD else o.verdict.value
+            state = {Verdict.SENT: "sent", Verdict.RETRY: "retrying", Verdict.DEAD: "dead"}[o.verdict]
+            attempts.append((o.due.id, o.due.channel_id, o.channel_type, number, status, a.status_code, a.error,
+                             a.latency_ms))
+            states.append((o.due.id, number, state, a.status_code, a.error, o.retry_in_s))
         async with self._pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
-            await conn.execute(_ATTEMPT, due.id, due.channel_id, channel_type, number, status, attempt.status_code,
-                               attempt.error, attempt.latency_ms, timeout=self._timeout_s)
-            await conn.execute(_OUTCOME, due.id, number, state, attempt.status_code, attempt.error, retry_in_s,
-                               timeout=self._timeout_s)
+            await conn.executemany(_ATTEMPT, attempts, timeout=self._timeout_s)
+            await conn.executemany(_OUTCOME, states, timeout=self._timeout_s)
 
     async def postpone(self, delivery_id: int, wait_s: float) -> None:
         """Not tried (the channel's rate limit): due again later, no attempt counted."""

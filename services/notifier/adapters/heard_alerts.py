@@ -6,7 +6,7 @@ sources inhibition rules look at, whichever worker holds them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import asyncpg
@@ -32,9 +32,13 @@ class HeardAlerts:
         self._pool = pool
         self._timeout_s = timeout_s
 
-    async def note(self, alert: AlertView) -> None:
-        await self._pool.execute(_UPSERT, alert.fingerprint, alert.status, dict(alert.labels),
-                                 parse_time(alert.starts_at), parse_time(alert.ends_at), timeout=self._timeout_s)
+    async def note(self, alerts: Sequence[AlertView]) -> None:
+        """In one transaction: a commit (and its WAL flush) per batch of records, not per record."""
+        rows = [(a.fingerprint, a.status, dict(a.labels), parse_time(a.starts_at), parse_time(a.ends_at))
+                for a in alerts]
+        if rows:
+            async with self._pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
+                await conn.executemany(_UPSERT, rows, timeout=self._timeout_s)
 
     async def firing(self) -> list[Mapping[str, str]]:
         rows = await self._pool.fetch("SELECT labels FROM notifier_alerts WHERE status = 'firing'",
