@@ -22,9 +22,10 @@ class IngestSettings(ServiceSettings):
     custom_metrics_max_series: int = Field(default=10_000, ge=1)
     max_dashboard_config_bytes: int = Field(default=256 * 1024, ge=1)
     # Routers of other services mounted on this app: "package.module:factory". The alerter's
-    # rules and alerts API is one (API_PLUGINS="" leaves it out).
+    # rules and alerts API and the notifier's channels, silences and notifications API are
+    # two (API_PLUGINS="" leaves them out).
     api_plugins: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["services.alerter.api:make_plugin"])
+        default_factory=lambda: ["services.alerter.api:make_plugin", "services.notifier.api:make_plugin"])
     # Largest request line plus headers the server reads. uvicorn's default
     # (16 KiB) is below what the API documents: a 16,384-character PromQL
     # query is up to 192 KiB once URL-encoded (12 bytes per 4-byte character).

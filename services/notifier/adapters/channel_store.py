@@ -177,7 +177,7 @@ class ChannelStore:
         return self._channel(row) if row is not None else None
 
     async def delete(self, channel_id: int, *, owner: str | None = None) -> bool:
-        status = await self._pool.execute(
+        status: str = await self._pool.execute(
             "DELETE FROM alert_channels WHERE id = $1 AND ($2::text IS NULL OR miner = $2)", channel_id, owner,
             timeout=self._timeout_s)
         return status.endswith(" 1")
@@ -188,7 +188,7 @@ class ChannelStore:
             channel_id, owner, timeout=self._timeout_s)
         return self._channel(row) if row is not None else None
 
-    async def list(self, *, owner: str | None = None) -> list[Channel]:
+    async def channels(self, *, owner: str | None = None) -> list[Channel]:
         rows = await self._pool.fetch(
             f"SELECT {_COLUMNS} FROM alert_channels WHERE $1::text IS NULL OR miner = $1 ORDER BY id", owner,
             timeout=self._timeout_s)
@@ -196,7 +196,7 @@ class ChannelStore:
 
     async def all_for_sending(self) -> list[Channel]:
         """Every channel whose secrets open (the others are logged, and left out: they could not send)."""
-        return [c for c in await self.list() if c.secrets_error is None]
+        return [c for c in await self.channels() if c.secrets_error is None]
 
     async def state(self) -> tuple[int, datetime | None]:
         """(count, latest updated_at): changes whenever a channel is added, edited or deleted."""

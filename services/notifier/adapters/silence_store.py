@@ -88,7 +88,8 @@ class SilenceStore:
                                         timeout=self._timeout_s)
         return _record(row) if row is not None else None
 
-    async def list(self, now: datetime, state: SilenceState | None = None, limit: int = 1000) -> list[SilenceRecord]:
+    async def silences(self, now: datetime, state: SilenceState | None = None,
+                       limit: int = 1000) -> list[SilenceRecord]:
         """Newest first; `state` as of `now`."""
         if state is None:
             rows = await self._pool.fetch(f"SELECT {_COLUMNS} FROM silences ORDER BY created_at DESC, id LIMIT $1",

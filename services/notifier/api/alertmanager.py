@@ -178,7 +178,8 @@ def alertmanager_router(publisher: AlertPublisher, topic: str) -> APIRouter:
 
     @router.post("/api/alertmanager/webhook", response_model=AcceptedOut,
                  responses={**error_responses(400, 401, 403, 413, 422),
-                            503: {"model": ErrorOut, "description": "Kafka is unreachable: nothing was taken; retry after Retry-After",
+                            503: {"model": ErrorOut,
+                                  "description": "Kafka is unreachable: nothing was taken; retry after Retry-After",
                                   "headers": {"Retry-After": {"schema": {"type": "integer"}}}}},
                  summary="Take an Alertmanager's alerts",
                  description="Ingest scope (the key in the receiver's `http_config.authorization`). Each alert "

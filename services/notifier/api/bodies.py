@@ -18,19 +18,21 @@ from shared.events import MINER_PATTERN
 from shared.http.bodies import Text
 
 from ..domain.channel_types import CHANNEL_TYPES, MASK, MAX_RECIPIENTS, MAX_TEXT_CHARS, ConfigKey
+from ..domain.matchers import OPERATORS
 
 __all__ = [
     "MAX_DURATION_MS",
     "ChannelIn",
     "ChannelOut",
+    "ChannelTestOut",
     "ChannelsOut",
     "MatcherIn",
+    "MatcherOut",
     "NotificationOut",
     "NotificationsOut",
     "SilenceIn",
     "SilenceOut",
     "SilencesOut",
-    "ChannelTestOut",
     "format_duration",
     "parse_duration_ms",
 ]
@@ -43,7 +45,8 @@ _UNIT_MS: Final = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400
 
 ChannelType = Literal["webhook", "slack", "discord", "telegram", "email", "pagerduty"]
 Severity = Literal["info", "warning", "error", "critical"]
-DurationText = Annotated[str, Field(max_length=16, description="30s, 5m, 1h, 2d, 250ms or 0")]
+DurationText = Annotated[str, Field(max_length=16, pattern=r"^(0|[0-9]{1,7}(ms|s|m|h|d))$",
+                                    description="30s, 5m, 1h, 2d, 250ms or 0")]
 LabelName = Annotated[Text, Field(min_length=1, max_length=128)]
 LabelValue = Annotated[Text, Field(max_length=1_024)]
 Miner = Annotated[str, Field(min_length=1, max_length=128, pattern=MINER_PATTERN)]
@@ -83,7 +86,7 @@ def _key_schema(key: ConfigKey) -> dict[str, Any]:
         "int": {"type": "integer", "minimum": 0, "maximum": 65_535},
         "emails": {"anyOf": [text, {"type": "array", "items": text, "minItems": 1, "maxItems": MAX_RECIPIENTS}]},
         "chat_id": {"anyOf": [text, {"type": "integer"}]},
-        "url": {**text, "format": "uri"},
+        "url": {**text, "format": "uri", "pattern": "^https?://"},
     }
     schema = dict(kinds.get(key.kind, text))
     schema["description"] = key.description + (_SECRET_NOTE if key.secret else "")
@@ -115,7 +118,8 @@ class MatcherIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: LabelName
-    op: Annotated[str, Field(max_length=2, description="=, !=, =~ or !~")] = "="
+    # Checked by the route (a 422 naming `body.matchers[0].op`); the enum is for the document.
+    op: Annotated[str, Field(max_length=2, json_schema_extra={"enum": list(OPERATORS)})] = "="
     value: LabelValue
 
 

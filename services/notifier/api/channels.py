@@ -28,7 +28,15 @@ from ..config import ChannelSettings
 from ..domain.channel_types import CHANNEL_TYPES, MASK, ChannelConfigError, check_config, masked_config, split_secrets
 from ..domain.matchers import Matcher, MatcherError
 from ..domain.message_group import GroupMessage, message_to_json, test_message
-from .bodies import ChannelIn, ChannelOut, ChannelsOut, ChannelTestOut, format_duration, parse_duration_ms
+from .bodies import (
+    ChannelIn,
+    ChannelOut,
+    ChannelsOut,
+    ChannelTestOut,
+    MatcherOut,
+    format_duration,
+    parse_duration_ms,
+)
 
 __all__ = ["TestSender", "channels_router"]
 
@@ -58,7 +66,7 @@ def channel_out(channel: Channel) -> ChannelOut:
     return ChannelOut(
         id=channel.id, name=channel.name, type=channel.type,
         config=masked_config(channel.type, channel.config, channel.secrets), matchers=dict(channel.matchers),
-        label_matchers=[dict(m) for m in channel.label_matchers], min_severity=channel.min_severity,
+        label_matchers=[MatcherOut(**m) for m in channel.label_matchers], min_severity=channel.min_severity,
         send_resolved=channel.send_resolved, group_by=list(channel.group_by),
         group_wait=format_duration(channel.group_wait_ms), group_interval=format_duration(channel.group_interval_ms),
         repeat_interval=format_duration(channel.repeat_interval_ms), enabled=channel.enabled,
@@ -115,8 +123,12 @@ def _matchers(body: ChannelIn, details: list[dict[str, str]]) -> None:
             details.append({"field": exc.field, "message": exc.message})
 
 
-def _miner(body: ChannelIn, principal: Principal) -> str | None:
+def _miner(body: ChannelIn, principal: Principal, stored: Channel | None) -> str | None:
     if principal.miner is None:
+        # A replacement leaving `miner` out keeps it (null clears it): forgetting the field must
+        # not make a miner's channel hear every miner's alerts.
+        if stored is not None and "miner" not in body.model_fields_set:
+            return stored.miner
         return body.miner
     if body.miner not in (None, principal.miner):
         raise ApiError(403, f"this API key manages miner {principal.miner}'s channels only",
@@ -128,7 +140,7 @@ def channel_spec(body: ChannelIn, principal: Principal, settings: ChannelSetting
                  stored: Channel | None) -> ChannelSpec:
     """The body as a channel to store, or a 422 naming every field that is wrong (the config's first)."""
     details: list[dict[str, str]] = []
-    miner = _miner(body, principal)
+    miner = _miner(body, principal, stored)
     durations = _durations(body, details)
     _matchers(body, details)
     public: dict[str, Any] = {}
@@ -169,7 +181,7 @@ def channels_router(store: ChannelStore, settings: ChannelSettings, senders: Tes
     @router.get("/api/alert-channels", response_model=ChannelsOut, responses=error_responses(401, 403),
                 summary="List alert channels", description="Read scope; secrets masked." + _MINER_NOTE)
     async def list_channels(principal: Principal = _READ) -> ChannelsOut:
-        return ChannelsOut(channels=[channel_out(c) for c in await store.list(owner=principal.miner)])
+        return ChannelsOut(channels=[channel_out(c) for c in await store.channels(owner=principal.miner)])
 
     @router.get("/api/alert-channels/{channelId}", response_model=ChannelOut,
                 responses=error_responses(401, 403, 404), summary="Get an alert channel",
@@ -182,8 +194,9 @@ def channels_router(store: ChannelStore, settings: ChannelSettings, senders: Tes
 
     @router.put("/api/alert-channels/{channelId}", response_model=ChannelOut,
                 responses=error_responses(400, 401, 403, 404, 409, 413, 422), summary="Replace an alert channel",
-                description="Admin scope. Fields left out take their defaults; a secret given as its masked "
-                            "value (as GET shows it) keeps the stored secret." + _MINER_NOTE)
+                description="Admin scope. Fields left out take their defaults, except `miner`, which stays "
+                            "unless given (null: none); a secret given as its masked value (as GET shows it) "
+                            "keeps the stored secret." + _MINER_NOTE)
     async def replace_channel(channel_id: ChannelId, body: ChannelIn, principal: Principal = _WRITE) -> ChannelOut:
         stored = await store.get(channel_id, owner=principal.miner)
         if stored is None:

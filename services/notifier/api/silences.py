@@ -22,7 +22,7 @@ from shared.http.guard import guarded_router
 
 from ..adapters.silence_store import SilenceRecord, SilenceStore, silence_state
 from ..domain.matchers import Matcher, MatcherError
-from .bodies import SilenceIn, SilenceOut, SilencesOut, parse_duration_ms
+from .bodies import MatcherOut, SilenceIn, SilenceOut, SilencesOut, parse_duration_ms
 
 __all__ = ["silences_router"]
 
@@ -32,7 +32,7 @@ SilenceId = Annotated[uuid.UUID, Path(alias="silenceId", description="The silenc
 
 
 def _out(silence: SilenceRecord, now: datetime) -> SilenceOut:
-    return SilenceOut(id=str(silence.id), matchers=silence.matchers, starts_at=silence.starts_at,
+    return SilenceOut(id=str(silence.id), matchers=[MatcherOut(**m) for m in silence.matchers], starts_at=silence.starts_at,
                       ends_at=silence.ends_at, created_by=silence.created_by, comment=silence.comment,
                       created_at=silence.created_at, state=silence_state(silence, now))
 
@@ -103,7 +103,7 @@ def silences_router(store: SilenceStore) -> APIRouter:
         _: Principal = _READ,
     ) -> SilencesOut:
         now = datetime.now(UTC)
-        return SilencesOut(silences=[_out(s, now) for s in await store.list(now, state, limit)])
+        return SilencesOut(silences=[_out(s, now) for s in await store.silences(now, state, limit)])
 
     @router.get("/api/silences/{silenceId}", response_model=SilenceOut, responses=error_responses(401, 403, 404),
                 summary="Get a silence")

@@ -16,6 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from services.ingest.adapters.keys import ApiKeyStore
+from shared.db.migrate import migrate_database
 from tests.conftest import Endpoints
 from tests.integration.ingest.conftest import Api, make_settings, serve
 
@@ -45,6 +46,8 @@ async def notifier_api(endpoints: Endpoints, topic_prefix: str, db_schema: str, 
     monkeypatch.setenv("NOTIFIER_SECRET_KEYS", key)
     monkeypatch.setenv("NOTIFIER_ALLOWED_NETWORKS", allowed_networks)
     settings = make_settings(endpoints, topic_prefix, db_schema, api_plugins=PLUGINS, **overrides)
+    if not setup:  # no broker to make topics on (an outage test): the database still needs its tables
+        await migrate_database(settings)
     async for api in serve(settings, setup=setup):
         yield NotifierApi(api, key)
 

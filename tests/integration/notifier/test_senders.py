@@ -288,7 +288,16 @@ async def test_a_private_address_is_refused_before_connecting(senders: Senders, 
     assert hooks.requests == []
 
 
-@pytest.mark.parametrize("host", ["localhost", "0x7f.0.0.1"])  # the second passes the URL check: only DNS tells
+async def test_a_legacy_numeric_address_is_refused_before_any_dns(hooks: HttpReceiver) -> None:
+    # 0x7f.0.0.1 is 127.0.0.1 to a resolver: refused as written, whatever the allow-list.
+    async with started(allowed=LOOPBACK) as lenient:
+        refused = await lenient.send("webhook", "ops", {"url": f"http://0x7f.0.0.1:{hooks.port}/x"}, group())
+    assert (refused.ok, refused.refused, refused.retriable) == (False, True, False)
+    assert refused.error is not None and "dotted decimal" in refused.error
+    assert hooks.requests == []
+
+
+@pytest.mark.parametrize("host", ["localhost"])
 async def test_names_are_checked_on_every_address_they_resolve_to(hooks: HttpReceiver, host: str) -> None:
     url = f"http://{host}:{hooks.port}/named"
     async with started(allowed=()) as strict:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
 from services.notifier.adapters.secrets import SecretBox, SecretKeyError, SecretsUnreadable, key_from_file
 from services.notifier.config import ChannelSettings
@@ -75,7 +76,7 @@ def test_a_token_of_something_else_than_an_object_is_unreadable() -> None:
 def test_keys_come_from_the_setting_comma_separated(tmp_path: Path) -> None:
     old, new = _key(), _key()
     token = SecretBox([old]).seal(SECRETS)
-    settings = ChannelSettings(notifier_secret_keys=f" {new.decode()} , {old.decode()} ",
+    settings = ChannelSettings(notifier_secret_keys=SecretStr(f" {new.decode()} , {old.decode()} "),
                                notifier_secret_key_file=tmp_path / "unused.key")
     assert SecretBox.from_settings(settings).open(token) == SECRETS
     assert not (tmp_path / "unused.key").exists()
@@ -83,7 +84,7 @@ def test_keys_come_from_the_setting_comma_separated(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("keys", ["not-a-key", f"{Fernet.generate_key().decode()},short", ","])
 def test_a_bad_key_in_the_setting_names_the_setting_and_not_the_key(keys: str, tmp_path: Path) -> None:
-    settings = ChannelSettings(notifier_secret_keys=keys, notifier_secret_key_file=tmp_path / "k")
+    settings = ChannelSettings(notifier_secret_keys=SecretStr(keys), notifier_secret_key_file=tmp_path / "k")
     with pytest.raises(SecretKeyError) as caught:
         SecretBox.from_settings(settings)
     assert caught.value.setting == "NOTIFIER_SECRET_KEYS"
