@@ -46,8 +46,8 @@ from run_state import drop_run_state  # noqa: E402  (this folder)
 from services.notifier.adapters.channel_store import ChannelSpec, ChannelStore  # noqa: E402
 from services.notifier.adapters.secrets import SecretBox  # noqa: E402
 from services.notifier.config import NotifierSettings  # noqa: E402
-from services.notifier.domain.messages import build_group_message, webhook_payload  # noqa: E402
 from services.notifier.domain.message_group import AlertView  # noqa: E402
+from services.notifier.domain.messages import build_group_message, webhook_payload  # noqa: E402
 from shared.db.migrate import migrate_database  # noqa: E402
 from shared.db.pool import create_pool  # noqa: E402
 from shared.kafka.producer import EventProducer, OutgoingRecord  # noqa: E402

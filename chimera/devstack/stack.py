@@ -19,7 +19,6 @@ from chimera.devstack.config import DevStackConfig, DevStackError
 from chimera.devstack.kafka import KafkaNode
 from chimera.devstack.postgres import PostgresNode
 
-
 # The local stack's channels deliver to receivers on this machine (the demo's, the tests').
 LOCAL_NETWORKS = "127.0.0.0/8,::1"
 

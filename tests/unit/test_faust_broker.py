@@ -5,8 +5,8 @@ from __future__ import annotations
 import faust
 import pytest
 
-from shared.kafka.faust_app import broker_credentials
 from services.alerter.config import AlerterSettings
+from shared.kafka.faust_app import broker_credentials
 
 pytestmark = pytest.mark.unit
 
