@@ -37,6 +37,8 @@ class ChannelSettings(ServiceSettings):
     notifier_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     notifier_send_timeout_s: float = Field(default=10.0, gt=0, le=300)
     notifier_max_response_bytes: int = Field(default=64 * 1024, ge=1_024, le=16 * 1024 * 1024)
+    # The body of one Alertmanager webhook request (a group's alerts) at most.
+    notifier_alertmanager_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
     # Links in messages point here (the console, or Alertmanager's externalURL).
     notifier_external_url: str = Field(default="", max_length=2_000)
 

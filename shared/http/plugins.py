@@ -11,7 +11,7 @@ another service's internals.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import asyncpg
@@ -24,6 +24,10 @@ class ApiPlugin(Protocol):
     name: str
 
     def router(self) -> APIRouter: ...
+
+    def body_limits(self) -> Mapping[tuple[str, str], int]:
+        """Body limits of its routes that differ from the app's default, by (method, route template)."""
+        ...
 
     async def start(self) -> None: ...
 

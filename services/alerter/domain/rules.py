@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from shared.durations import format_duration, parse_duration_ms
+
 from .catalogue import WINDOWS, MetricSpec
 
 __all__ = [
@@ -44,8 +46,6 @@ SEVERITIES: Final = ("info", "warning", "error", "critical")
 CONFIDENCES: Final = (0.95,)
 MAX_DURATION_MS: Final = 7 * 86_400_000
 LABEL_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]{0,63}")
-_DURATION: Final = re.compile(r"(\d{1,7})(ms|s|m|h|d)")
-_UNIT_MS: Final = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,24 +78,6 @@ class Rule:
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
         values.update(changes)
         return Rule(**values)
-
-
-def parse_duration_ms(text: str) -> int:
-    """`30s`, `5m`, `1h`, `2d`, `250ms` or `0` in milliseconds; ValueError otherwise."""
-    if text == "0":
-        return 0
-    match = _DURATION.fullmatch(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration such as 30s, 5m, 1h")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
-
-
-def format_duration(ms: int) -> str:
-    for unit in ("d", "h", "m", "s"):
-        size = _UNIT_MS[unit]
-        if ms and ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms" if ms else "0s"
 
 
 def severity_rank(severity: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, Final
 
 import uvicorn
@@ -22,7 +23,7 @@ from services.ingest.bootstrap import body_limits, bootstrap
 from services.ingest.config import IngestSettings
 from shared.http.docs import mount_local_docs
 from shared.http.errors import OrjsonResponse, error_response, install_error_handlers
-from shared.http.guard import document_body_limits, include_guarded
+from shared.http.guard import BodyLimits, document_body_limits, include_guarded
 from shared.http.headers import SecurityHeaders
 from shared.http.protocol import ConnectionLimits, guarded_protocol
 
@@ -40,14 +41,13 @@ async def _key_store_unavailable(_: Request, exc: Exception) -> OrjsonResponse:
 def _documented(app: FastAPI, settings: IngestSettings) -> Callable[[], dict[str, Any]]:
     """FastAPI's OpenAPI document plus the event schemas and every route's body limit."""
     generate = app.openapi
-    limits = body_limits(settings)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = generate()
         schema.setdefault("components", {}).setdefault("schemas", {}).update(events.event_component_schemas())
-        document_body_limits(schema, limits)
+        document_body_limits(schema, app.state.body_limits)  # the plugins' too, once mounted
         return schema
 
     return openapi
@@ -84,8 +84,11 @@ def create_app(settings: IngestSettings) -> FastAPI:
         app.state.gate = container.gate
         app.state.body_observer = container.telemetry
         container.telemetry.watch_connections(app.state.connection_limits)
+        limits: BodyLimits = app.state.body_limits
         for plugin in container.plugins:
             include_guarded(app, plugin.router())
+            limits = replace(limits, by_route={**limits.by_route, **plugin.body_limits()})
+        app.state.body_limits = limits
         app.openapi_schema = None  # plugin routes change the document
         try:
             await container.start()

@@ -11,6 +11,8 @@ stops the start naming it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import asyncpg
 from fastapi import APIRouter
 
@@ -59,6 +61,11 @@ class NotifierApi:
         router.include_router(notifications_router(self._notifications))
         router.include_router(alertmanager_router(self._publisher, self._alerts_topic))
         return router
+
+    def body_limits(self) -> Mapping[tuple[str, str], int]:
+        # Alertmanager sends a whole group in one request (hundreds of alerts, each with labels
+        # and annotations): the default 64 KiB would turn a large outage away.
+        return {("POST", "/api/alertmanager/webhook"): self._settings.notifier_alertmanager_max_body_bytes}
 
     async def start(self) -> None:
         await self._parts.start((self._senders, self._publisher))

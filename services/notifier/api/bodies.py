@@ -8,12 +8,13 @@ and belongs in `shared/` for both.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
+from shared.durations import DURATION_PATTERN, format_duration
+from shared.durations import parse_duration_ms as parse_shared_duration_ms
 from shared.events import MINER_PATTERN
 from shared.http.bodies import Text
 
@@ -40,12 +41,10 @@ __all__ = [
 MAX_MATCHERS: Final = 20
 MAX_GROUP_BY: Final = 20
 MAX_DURATION_MS: Final = 30 * 86_400_000
-_DURATION: Final = re.compile(r"(\d{1,7})(ms|s|m|h|d)")
-_UNIT_MS: Final = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 ChannelType = Literal["webhook", "slack", "discord", "telegram", "email", "pagerduty"]
 Severity = Literal["info", "warning", "error", "critical"]
-DurationText = Annotated[str, Field(max_length=16, pattern=r"^(0|[0-9]{1,7}(ms|s|m|h|d))$",
+DurationText = Annotated[str, Field(max_length=16, pattern=DURATION_PATTERN,
                                     description="30s, 5m, 1h, 2d, 250ms or 0")]
 LabelName = Annotated[Text, Field(min_length=1, max_length=128)]
 LabelValue = Annotated[Text, Field(max_length=1_024)]
@@ -53,24 +52,11 @@ Miner = Annotated[str, Field(min_length=1, max_length=128, pattern=MINER_PATTERN
 
 
 def parse_duration_ms(text: str) -> int:
-    """`30s`, `5m`, `1h`, `2d`, `250ms` or `0` in milliseconds; ValueError otherwise."""
-    if text == "0":
-        return 0
-    match = _DURATION.fullmatch(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration such as 30s, 5m, 1h")
-    ms = int(match.group(1)) * _UNIT_MS[match.group(2)]
+    """A duration (shared/durations.py) of at most 30d; ValueError otherwise."""
+    ms = parse_shared_duration_ms(text)
     if ms > MAX_DURATION_MS:
         raise ValueError("at most 30d")
     return ms
-
-
-def format_duration(ms: int) -> str:
-    for unit in ("d", "h", "m", "s"):
-        size = _UNIT_MS[unit]
-        if ms and ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms" if ms else "0s"
 
 
 # --- a channel's config, per type, as the OpenAPI document shows it ------------------------------

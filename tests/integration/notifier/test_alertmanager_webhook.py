@@ -95,10 +95,17 @@ async def test_the_webhook_needs_an_ingest_key_and_a_bounded_body(api: NotifierA
     assert (await client.post(PATH, json=PAYLOAD)).status_code == 401
     assert (await client.post(PATH, json=PAYLOAD, headers=await api.headers("read", "admin"))).status_code == 403
     assert (await client.post(PATH, json=PAYLOAD, headers=await api.miner_headers("bc1qminer"))).status_code == 403
-    huge = copy.deepcopy(PAYLOAD)
-    huge["alerts"] = [PAYLOAD["alerts"][0]] * 400  # well past the default body limit (64 KiB)
+    large = copy.deepcopy(PAYLOAD)  # a large outage: 500 alerts, well past the app's default 64 KiB
+    large["alerts"] = [{**PAYLOAD["alerts"][0], "labels": {**PAYLOAD["alerts"][0]["labels"], "instance": f"n{i}"},
+                        "fingerprint": f"{i:016x}"} for i in range(500)]
+    assert len(orjson.dumps(large)) > 64 * 1024
+    answer = await client.post(PATH, json=large, headers=await api.headers("ingest"))
+    assert answer.status_code == 200 and answer.json() == {"accepted": 500}, answer.text
+    huge = {**PAYLOAD, "padding": "x" * (4 * 1024 * 1024)}  # past its own limit (4 MiB)
     answer = await client.post(PATH, json=huge, headers=await api.headers("ingest"))
     assert answer.status_code == 413 and answer.json()["details"][0]["field"] == "body"
+    documented = (await client.get("/openapi.json")).json()["paths"][PATH]["post"]
+    assert documented["x-max-body-bytes"] == 4 * 1024 * 1024
 
 
 @pytest.fixture
