@@ -96,6 +96,13 @@ def _keys(args: argparse.Namespace) -> int:
     return asyncio.run(run_keys_command(_settings(), args))
 
 
+def _channels(args: argparse.Namespace) -> int:
+    from chimera.channels import run_channels_command
+    from services.notifier.config import ChannelSettings
+
+    return asyncio.run(run_channels_command(load(ChannelSettings), args))
+
+
 def _rules(args: argparse.Namespace) -> int:
     from chimera.rules import run_rules_command
 
@@ -156,13 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
         "create", help="create a key; the key itself is printed once, as the last line"
     )
     create.add_argument("--name", required=True, help="who or what the key is for")
-    create.add_argument("--scopes", required=True, help="comma-separated: ingest,read,admin")
+    create.add_argument("--scopes", required=True, help="comma-separated: ingest,read,admin; or miner:<name> alone (that miner's stats, "
+                             "alerts and own alert channels only)")
     create.add_argument("--rate-limit", type=float, default=None, metavar="N",
                         help="requests per second for this key (default: the service's)")
     key_actions.add_parser("list", help="list keys (never the keys themselves)")
     revoke = key_actions.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("id", help="the key's id, as `chimera keys list` shows it")
     keys.set_defaults(handler=_keys)
+
+    channels = commands.add_parser("channels", help="maintain the notifier's alert channels")
+    channel_actions = channels.add_subparsers(dest="action", required=True)
+    channel_actions.add_parser("rotate-secrets", help="seal every channel's secrets again under the first key "
+                               "of NOTIFIER_SECRET_KEYS (key rotation: docs/notifier.md)")
+    channels.set_defaults(handler=_channels)
 
     rules = commands.add_parser("rules", help="load an alert rule pack, list the alert rules")
     rule_actions = rules.add_subparsers(dest="action", required=True)

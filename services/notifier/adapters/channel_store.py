@@ -203,3 +203,20 @@ class ChannelStore:
         row = await self._pool.fetchrow(_STATE, timeout=self._timeout_s)
         assert row is not None  # an aggregate always returns one row
         return row["n"], row["latest"]
+
+    async def rotate_secrets(self) -> tuple[int, list[str]]:
+        """Every channel's secrets sealed again under the first key, in one transaction (after a new
+        key was put first in NOTIFIER_SECRET_KEYS): (channels re-sealed, the ones no key opens)."""
+        async with self._pool.acquire(timeout=self._timeout_s) as conn, conn.transaction():
+            rows = await conn.fetch("SELECT id, name, secrets FROM alert_channels WHERE secrets IS NOT NULL"
+                                    " ORDER BY id FOR UPDATE", timeout=self._timeout_s)
+            sealed, unreadable = [], []
+            for row in rows:
+                what = f"channel {row['id']} ({row['name']})"
+                try:
+                    sealed.append((row["id"], self._box.rotate(row["secrets"], what=what)))
+                except SecretsUnreadable as exc:
+                    unreadable.append(f"{what}: {exc.reason}")
+            await conn.executemany("UPDATE alert_channels SET secrets = $2 WHERE id = $1", sealed,
+                                   timeout=self._timeout_s)
+        return len(sealed), unreadable
