@@ -121,11 +121,12 @@ async def test_routing_by_matchers_severity_and_miner(
 async def test_a_silenced_alert_is_sent_when_the_silence_ends(
         settings: NotifierSettings, pool: asyncpg.Pool, receiver: HttpReceiver) -> None:
     await add_channel(pool, settings, "ops", "webhook", {"url": receiver.url("/hook")}, **FAST)
-    now = datetime.now(UTC)
-    await pool.execute("INSERT INTO silences (matchers, starts_at, ends_at, created_by) VALUES ($1, $2, $3, 'test')",
-                       [{"name": "worker", "op": "=~", "value": "w[12]"}], now - timedelta(minutes=1),
-                       now + timedelta(seconds=3))
     async with running(settings) as service:
+        now = datetime.now(UTC)
+        await pool.execute("INSERT INTO silences (matchers, starts_at, ends_at, created_by) VALUES ($1, $2, $3, 'test')",
+                           [{"name": "worker", "op": "=~", "value": "w[12]"}], now - timedelta(minutes=1),
+                           now + timedelta(seconds=6))
+        await until(lambda: asyncio.sleep(0, bool(service.directory.silences)), what="the silence read back")
         await publish(settings, alert_record("loud", labels={"worker": "w9"}),
                       alert_record("quiet", labels={"worker": "w1"}))
         first = (await receiver.wait_for(1, timeout_s=20))[0].json
@@ -144,11 +145,12 @@ async def test_inhibition_mutes_targets_while_the_source_fires(
     pool = await create_pool(settings)
     try:
         await add_channel(pool, settings, "ops", "webhook", {"url": receiver.url("/hook")}, **FAST)
-        async with running(settings):
+        async with running(settings) as service:
             await publish(settings, alert_record("pool", labels={"pool": "main"}, name="pool hashrate drop",
                                                  severity="critical"))
             await receiver.wait_for(1, timeout_s=20)
-            await asyncio.sleep(0.5)  # the source is noted and read back (NOTIFIER_RELOAD_S)
+            # the source is noted and read back (NOTIFIER_RELOAD_S)
+            await until(lambda: asyncio.sleep(0, bool(service.directory.firing)), what="the source read back")
             await publish(settings, alert_record("w1", labels={"pool": "main", "worker": "w1"}),
                           alert_record("other", labels={"pool": "side", "worker": "w1"}))
             got = await receiver.wait_for(2, timeout_s=20)
