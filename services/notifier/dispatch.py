@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -30,18 +30,34 @@ from shared.backoff import Backoff
 from shared.clock import now_ms
 from shared.kafka.faust_app import TRANSIENT
 
-from .adapters.delivery_log import DeliveryLog, DueDelivery, Outcome
+from .adapters.delivery_log import DueDelivery, Outcome
 from .adapters.senders import SendResult
 from .directory import Destination
 from .domain.delivery import RetryPolicy, TokenBucket, Verdict, judge
 from .domain.messages import GroupMessage, message_from_json
 from .telemetry import NotifierTelemetry, reason_of
 
-__all__ = ["Dispatcher", "Sender"]
+__all__ = ["DeliveryQueue", "Dispatcher", "Sender"]
 
 log = logging.getLogger(__name__)
 
 PublishDead = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
+
+
+class DeliveryQueue(Protocol):
+    """What the dispatcher needs of the delivery log (adapters/delivery_log.py)."""
+
+    async def claim_due(self, limit: int, lease_s: float) -> list[DueDelivery]: ...
+
+    async def next_due_s(self) -> float | None: ...
+
+    async def record_attempts(self, outcomes: Sequence[Outcome]) -> None: ...
+
+    async def postpone(self, delivery_id: int, wait_s: float) -> None: ...
+
+    async def undead(self, limit: int) -> list[dict[str, Any]]: ...
+
+    async def mark_dead_lettered(self, ids: Sequence[int]) -> None: ...
 
 
 class Sender(Protocol):
@@ -62,7 +78,7 @@ class _ChannelGone:
 
 
 class Dispatcher:
-    def __init__(self, log_: DeliveryLog, channels: Callable[[int], Destination | None], sender: Sender,
+    def __init__(self, log_: DeliveryQueue, channels: Callable[[int], Destination | None], sender: Sender,
                  policy: RetryPolicy, telemetry: NotifierTelemetry, publish_dead: PublishDead, *,
                  default_rate_per_minute: float, concurrency: int, lease_s: float, idle_s: float = 1.0) -> None:
         self._log = log_

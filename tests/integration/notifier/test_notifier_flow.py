@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import orjson
 import pytest
@@ -59,13 +60,19 @@ async def test_fifty_alerts_in_one_group_make_one_message_then_one_resolved_noti
         settings: NotifierSettings, pool: asyncpg.Pool, receiver: HttpReceiver) -> None:
     await add_channel(pool, settings, "ops", "webhook", {"url": receiver.url("/hook"), "hmac_secret": "s3cret"},
                       group_by=("pool",), **FAST)
+    await add_channel(pool, settings, "short", "webhook", {"url": receiver.url("/short"), "max_alerts": 10},
+                      group_by=("pool",), send_resolved=False, **FAST)
     fired = [alert_record(f"fp{i:02d}", labels={"pool": "main", "worker": f"w{i}"}, alert_id=i + 1)
              for i in range(50)]
-    async with running(settings):
+    async with running(settings) as service:
         await publish(settings, *fired)
-        first = (await receiver.wait_for(1, timeout_s=20))[0]
+        await receiver.wait_for(2, timeout_s=20)
         await asyncio.sleep(1.5)  # a group_interval and more: nothing new, nothing sent
-        assert len(receiver.requests) == 1
+        assert len(receiver.requests) == 2
+        [first] = receiver.on("/hook")
+        [short] = receiver.on("/short")
+        assert short.json["truncatedAlerts"] == 40 and len(short.json["alerts"]) == 10
+        assert [a["fingerprint"] for a in short.json["alerts"]] == [f"fp{i:02d}" for i in range(10)]
         body = first.json
         assert first.headers[SIGNATURE_HEADER] == webhook_signature(b"s3cret", first.body)
         assert body["version"] == "4" and body["status"] == "firing" and body["receiver"] == "ops"
@@ -76,15 +83,28 @@ async def test_fifty_alerts_in_one_group_make_one_message_then_one_resolved_noti
         assert {a["status"] for a in body["alerts"]} == {"firing"}
 
         await publish(settings, *[alert_record(r["fingerprint"], "resolved", labels=r["labels"]) for r in fired])
-        second = (await receiver.wait_for(2, timeout_s=20))[1].json
+        second = (await receiver.wait_for(3, timeout_s=20))[2].json
         assert second["status"] == "resolved"
         assert len(second["alerts"]) == 50 and {a["status"] for a in second["alerts"]} == {"resolved"}
         assert all(a["endsAt"] != "0001-01-01T00:00:00Z" for a in second["alerts"])
+        await asyncio.sleep(1.5)  # "short" does not send resolved notices
+        assert len(receiver.requests) == 3
+        exposition = await _scrape(service.http.port)
     log = await attempts(pool)
-    assert [(a["status"], a["attempt"]) for a in log] == [("sent", 1), ("sent", 1)]
-    deliveries = await pool.fetch("SELECT idempotency_key, alert_ids FROM notification_deliveries ORDER BY id")
+    assert [(a["status"], a["attempt"]) for a in log] == [("sent", 1)] * 3
+    deliveries = await pool.fetch("SELECT d.idempotency_key, d.alert_ids FROM notification_deliveries d"
+                                  " JOIN alert_channels c ON c.id = d.channel_id WHERE c.name = 'ops' ORDER BY d.id")
     assert [d["idempotency_key"].rsplit(":", 1)[1] for d in deliveries] == ["1", "2"]
     assert sorted(deliveries[0]["alert_ids"]) == list(range(1, 51))
+    assert 'chimera_notifier_notifications_total{channel_type="webhook",outcome="sent",reason="ok"} 3.0' in exposition
+    assert 'chimera_notifier_records_total{status="routed"} 100.0' in exposition
+    assert "chimera_notifier_delivery_latency_seconds_count" in exposition
+
+
+async def _scrape(port: int) -> str:
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+        assert resp.status == 200
+        return await resp.text()
 
 
 async def test_a_firing_group_is_told_again_after_repeat_interval(
