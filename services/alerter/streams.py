@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from shared.clock import now_ms
 from shared.kafka.deadletter import DeadLetter
-from shared.kafka.faust_app import TRANSIENT, FaustRunner, dead_letter, make_app, until_done
+from shared.kafka.faust_app import TICK, TRANSIENT, FaustRunner, dead_letter, make_app, send_ticks, until_done
 from shared.kafka.topics import Topic, topic_name
 
 from .adapters.alert_store import AlertChange
@@ -55,7 +55,6 @@ __all__ = ["OBSERVATIONS", "AlerterStreams"]
 log = logging.getLogger(__name__)
 
 OBSERVATIONS: Final = "chimera.alerter-observations"
-_TICK: Final = b"\x00tick"
 
 ApplyChanges = Callable[[list[AlertChange]], Awaitable[int]]
 WriteGroups = Callable[[list[GroupState]], Awaitable[None]]
@@ -139,7 +138,7 @@ class AlerterStreams:
     async def _group_agent(self, stream: Any) -> None:
         async for event in stream.events():
             partition = event.message.partition
-            if event.value == _TICK:
+            if event.value == TICK:
                 await self._tick_partition(partition)
                 continue
             obs = decode_observation(event.value)
@@ -220,13 +219,7 @@ class AlerterStreams:
     # --- timers ------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
-        name = self.observations.get_topic_name()
-        try:
-            for tp in self.app.assignor.assigned_actives():
-                if tp.topic == name:
-                    await self.observations.send(value=_TICK, partition=tp.partition)
-        except TRANSIENT as exc:  # the next tick goes out a tick later; nothing is lost
-            log.warning("tick not sent: %r", exc)
+        await send_ticks(self.app, self.observations)
         counts: dict[tuple[str, str], int] = {}
         for active in self._active.values():
             for standing in active.values():

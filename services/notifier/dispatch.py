@@ -113,6 +113,9 @@ class Dispatcher:
     async def _run(self) -> None:
         backoff = Backoff(0.2, 5.0)
         while True:
+            # Cleared before the claim, not before the sleep: a flush stored while this claims
+            # (or asks when the next one is due) must wake the sleep that follows, not be lost.
+            self._wake.clear()
             try:
                 sent = await self.run_once()
                 backoff.reset()
@@ -128,7 +131,6 @@ class Dispatcher:
             await self._sleep(self._idle_s if wait_s is None else min(wait_s, self._idle_s))
 
     async def _sleep(self, seconds: float) -> None:
-        self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.01))
         except TimeoutError:

@@ -31,7 +31,7 @@ import orjson
 
 from shared.clock import now_ms
 from shared.kafka.deadletter import DeadLetter
-from shared.kafka.faust_app import TRANSIENT, FaustRunner, dead_letter, make_app, until_done
+from shared.kafka.faust_app import TICK, TRANSIENT, FaustRunner, dead_letter, make_app, send_ticks, until_done
 from shared.kafka.topics import Topic, topic_name
 
 from .adapters.codec import RoutedAlert, decode_group, decode_routed, encode_group, encode_routed
@@ -48,7 +48,6 @@ __all__ = ["GROUPS", "NotifierStreams"]
 log = logging.getLogger(__name__)
 
 GROUPS: Final = "chimera.notifier-groups"
-_TICK: Final = b"\x00tick"
 _ALERT_BATCH: Final = 500
 _ALERT_BATCH_WITHIN_S: Final = 0.005
 
@@ -131,7 +130,7 @@ class NotifierStreams:
     async def _group_agent(self, stream: Any) -> None:
         async for event in stream.events():
             partition = event.message.partition
-            if event.value == _TICK:
+            if event.value == TICK:
                 await self._tick_partition(partition)
                 continue
             await self._take(event.key, decode_routed(event.value), partition)
@@ -262,13 +261,7 @@ class NotifierStreams:
     # --- timers ------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
-        name = self.routed.get_topic_name()
-        try:
-            for tp in self.app.assignor.assigned_actives():
-                if tp.topic == name:
-                    await self.routed.send(value=_TICK, partition=tp.partition)
-        except TRANSIENT as exc:  # the groups come due a tick later; nothing is lost
-            log.warning("tick not sent: %r", exc)
+        await send_ticks(self.app, self.routed)
         self.telemetry.groups.set(sum(len(keys) for keys in self._open.values()))
 
     async def _reload(self) -> None:

@@ -26,9 +26,14 @@ from shared.kafka.options import KafkaClientError, client_options
 from shared.kafka.topics import topic_name
 from shared.settings import ServiceSettings
 
-__all__ = ["TRANSIENT", "FaustRunner", "broker_credentials", "dead_letter", "make_app", "until_done"]
+__all__ = ["TICK", "TRANSIENT", "FaustRunner", "broker_credentials", "dead_letter", "make_app", "send_ticks",
+           "until_done"]
 
 log = logging.getLogger(__name__)
+
+# A record that only says "time passed": tables change only inside a stream, so time-driven
+# state changes (durations, group timers) travel as records to the partitions that own the state.
+TICK: Final = b"\x00tick"
 
 # What waiting cures: PostgreSQL or Kafka away or slow. Anything else is a bug and crashes.
 TRANSIENT: Final = (*DATABASE_ERRORS, KafkaError, KafkaClientError, TimeoutError)
@@ -126,3 +131,15 @@ class FaustRunner:
         run, self._run = self._run, None
         if run is not None and not run.done():
             run.cancel()
+
+
+async def send_ticks(app: faust.App, topic: Any) -> None:
+    """A TICK to each partition of `topic` this worker holds. Kafka away: the ticks go out at the
+    next call (time-driven changes come a tick late; nothing is lost)."""
+    name = topic.get_topic_name()
+    try:
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == name:
+                await topic.send(value=TICK, partition=tp.partition)
+    except TRANSIENT as exc:
+        log.warning("ticks not sent (retried at the next one): %r", exc)
