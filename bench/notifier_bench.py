@@ -2,7 +2,7 @@
 (a benchmark, not a test).
 
     source .chimera/stack.env && .venv/bin/python bench/notifier_bench.py [--alerts 2000]
-        [--probes 100] [--groups 10000] [--quick]
+        [--probes 100] [--groups 10000] [--tick-s 0.2] [--quick]
 
 The notifier runs as `python -m services.notifier` (its own process, so its RSS is its own), with
 a fresh topic prefix and schema; the receiver runs in this process. Measured in one run:
@@ -81,7 +81,7 @@ class Bench:
             kafka_topic_prefix=f"nbench{run}.", kafka_topic_partitions=args.partitions,
             database_url=os.environ["DATABASE_URL"], database_schema=f"nbench_{run}",
             notifier_allowed_networks=["127.0.0.0/8"], notifier_secret_keys=Fernet.generate_key().decode(),
-            notifier_tick_s=0.05, metrics_port=self.metrics_port,
+            notifier_tick_s=args.tick_s, metrics_port=self.metrics_port,
             notifier_data_dir=Path("/tmp") / f"nbench-{run}",
             notifier_rate_limit_per_minute=10_000_000.0, notifier_send_concurrency=32)
         self.process: subprocess.Popen[bytes] | None = None
@@ -252,6 +252,7 @@ if __name__ == "__main__":
     parser.add_argument("--probes", type=int, default=100)
     parser.add_argument("--groups", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--tick-s", type=float, default=0.2, help="NOTIFIER_TICK_S (the default: 0.2)")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the bench itself")
     parsed = parser.parse_args()
     if parsed.quick:

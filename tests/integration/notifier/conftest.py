@@ -1,8 +1,21 @@
 """The public API with the notifier's plugin mounted, served for real on the real broker and database.
 
 The plugin reads its own settings from the environment, as it does in
-production: each test sets them (a fresh Fernet key, the networks channels
-may reach) before the app starts.
+production, once, when the app starts: a server's settings (a fresh Fernet
+key, the networks channels may reach) are set before it starts and stay set
+while it runs.
+
+Setting a server up (a schema, the migrations, the app's start) costs far
+more than most of these tests, so a test module shares one: `module_schema`
+is the module's migrated schema, `shared_api` the module's server on it.
+Tests that depend on what the tables hold take `api`, the same server with
+the notifier's tables emptied first (ids start at 1 again), so each sees
+only what it writes itself, whatever ran before. `shared_api` as it is (no
+emptying) is for the cases that depend on no table's contents and leave
+nothing another case reads: the tables of bad bodies and queries, scopes,
+the API document. A test that needs a server of its own (other settings,
+its own topics) starts one with `notifier_api`, on `module_schema` when the
+migrations are all it needs of a database.
 """
 
 from __future__ import annotations
@@ -12,16 +25,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
 from services.ingest.adapters.keys import ApiKeyStore
 from shared.db.migrate import migrate_database
-from tests.conftest import Endpoints
+from tests.conftest import Endpoints, own_schema, unique_name
 from tests.integration.ingest.conftest import Api, make_settings, serve
 
 PLUGINS = ["services.alerter.api:make_plugin", "services.notifier.api:make_plugin"]
 LOOPBACK = "127.0.0.0/8,::1"
+
+# Every table the notifier's API writes or reads (API keys aside: each test makes its own).
+NOTIFIER_TABLES = ("alert_channels", "notification_deliveries", "notifications", "silences", "notifier_alerts")
 
 
 @dataclass
@@ -52,17 +69,39 @@ async def notifier_api(endpoints: Endpoints, topic_prefix: str, db_schema: str, 
         yield NotifierApi(api, key)
 
 
-@pytest.fixture
-async def api(endpoints: Endpoints, topic_prefix: str, db_schema: str,
-              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[NotifierApi]:
-    """Channels may reach loopback (the receivers of the tests)."""
-    async with notifier_api(endpoints, topic_prefix, db_schema, monkeypatch) as running:
-        yield running
+async def empty_notifier_tables(pool: asyncpg.Pool) -> None:
+    """As a freshly migrated schema has them: no rows, ids from 1."""
+    await pool.execute(f"TRUNCATE {', '.join(NOTIFIER_TABLES)} RESTART IDENTITY")
+
+
+@pytest.fixture(scope="module")
+async def module_schema(endpoints: Endpoints) -> AsyncIterator[str]:
+    """The module's own schema, migrated (servers on it find nothing left to migrate)."""
+    async with own_schema(endpoints) as schema:
+        await migrate_database(make_settings(endpoints, unique_name("t") + ".", schema))
+        yield schema
+
+
+@pytest.fixture(scope="module")
+async def shared_api(endpoints: Endpoints, module_schema: str) -> AsyncIterator[NotifierApi]:
+    """The module's server (its own topic prefix; channels may reach loopback, the receivers of the tests)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:  # the module's environment, while its server runs
+        async with notifier_api(endpoints, unique_name("t") + ".", module_schema, monkeypatch) as running:
+            yield running
 
 
 @pytest.fixture
-async def public_api(endpoints: Endpoints, topic_prefix: str, db_schema: str,
+async def api(shared_api: NotifierApi) -> NotifierApi:
+    """The module's server with the notifier's tables emptied: the test sees only what it writes."""
+    await empty_notifier_tables(shared_api.api.container.pool)
+    return shared_api
+
+
+@pytest.fixture
+async def public_api(endpoints: Endpoints, topic_prefix: str, module_schema: str,
                      monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[NotifierApi]:
-    """NOTIFIER_ALLOWED_NETWORKS empty: channels may reach the public internet only."""
-    async with notifier_api(endpoints, topic_prefix, db_schema, monkeypatch, allowed_networks="") as running:
+    """A server of the test's own, NOTIFIER_ALLOWED_NETWORKS empty: channels may reach the public internet only.
+    On the module's schema, its notifier tables emptied."""
+    async with notifier_api(endpoints, topic_prefix, module_schema, monkeypatch, allowed_networks="") as running:
+        await empty_notifier_tables(running.api.container.pool)
         yield running

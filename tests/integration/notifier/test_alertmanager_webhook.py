@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
@@ -53,6 +53,15 @@ PAYLOAD: dict[str, Any] = {
     "groupKey": '{}/{severity=~"critical|warning"}:{alertname="PoolNodeDown"}',
     "truncatedAlerts": 0,
 }
+
+
+@pytest.fixture
+async def api(endpoints: Endpoints, topic_prefix: str, module_schema: str,
+              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[NotifierApi]:
+    """A server of the test's own, for its own topics (the tests read chimera.alerts back, or fill it), on the
+    module's migrated schema (the tests write API keys there, nothing else)."""
+    async with notifier_api(endpoints, topic_prefix, module_schema, monkeypatch) as running:
+        yield running
 
 
 async def test_alerts_become_records_on_chimera_alerts(api: NotifierApi) -> None:
@@ -117,9 +126,9 @@ def closed_port() -> Iterator[int]:
 
 
 async def test_kafka_unreachable_is_a_503_with_retry_after_as_documented(
-    endpoints: Endpoints, topic_prefix: str, db_schema: str, monkeypatch: pytest.MonkeyPatch, closed_port: int,
+    endpoints: Endpoints, topic_prefix: str, module_schema: str, monkeypatch: pytest.MonkeyPatch, closed_port: int,
 ) -> None:
-    async with notifier_api(endpoints, topic_prefix, db_schema, monkeypatch, setup=False,
+    async with notifier_api(endpoints, topic_prefix, module_schema, monkeypatch, setup=False,
                             kafka_bootstrap_servers=f"127.0.0.1:{closed_port}") as api:
         ingest = await api.headers("ingest")
         for _ in range(2):  # the second while the reconnection backs off: at once, the same way

@@ -145,9 +145,10 @@ async def test_a_mask_that_stands_for_no_stored_secret_is_refused(api: NotifierA
         ({"colour": "red"}, "body.colour"),
     ],
 )
-async def test_a_bad_body_is_a_422_naming_the_field(api: NotifierApi, change: dict[str, Any], field: str) -> None:
-    answer = await api.api.client.post("/api/alert-channels", json=webhook_body("http://127.0.0.1/h") | change,
-                                       headers=await api.headers("admin"))
+async def test_a_bad_body_is_a_422_naming_the_field(shared_api: NotifierApi, change: dict[str, Any],
+                                                    field: str) -> None:
+    answer = await shared_api.api.client.post("/api/alert-channels", json=webhook_body("http://127.0.0.1/h") | change,
+                                              headers=await shared_api.headers("admin"))
     assert answer.status_code == 422, answer.text
     assert field in [d["field"] for d in answer.json()["details"]], answer.json()
 
@@ -181,12 +182,12 @@ async def test_names_are_unique(api: NotifierApi) -> None:
     assert first.status_code == 201 and put.status_code == 409
 
 
-async def test_scopes_guard_the_channels(api: NotifierApi) -> None:
+async def test_scopes_guard_the_channels(shared_api: NotifierApi) -> None:
     body = webhook_body("http://127.0.0.1/h")
-    assert (await api.api.client.get("/api/alert-channels")).status_code == 401
-    read, ingest = await api.headers("read"), await api.headers("ingest")
-    assert (await api.api.client.post("/api/alert-channels", json=body, headers=read)).status_code == 403
-    assert (await api.api.client.get("/api/alert-channels", headers=ingest)).status_code == 403
+    assert (await shared_api.api.client.get("/api/alert-channels")).status_code == 401
+    read, ingest = await shared_api.headers("read"), await shared_api.headers("ingest")
+    assert (await shared_api.api.client.post("/api/alert-channels", json=body, headers=read)).status_code == 403
+    assert (await shared_api.api.client.get("/api/alert-channels", headers=ingest)).status_code == 403
 
 
 async def test_a_miner_key_manages_its_own_miners_channels_only(api: NotifierApi) -> None:
@@ -282,8 +283,8 @@ async def test_a_test_notification_is_sent_and_logged(api: NotifierApi, hooks: H
         (failed["delivery_id"], "dead", "test"), (result["delivery_id"], "sent", "test")]
 
 
-async def test_the_api_document_names_every_types_config_keys(api: NotifierApi) -> None:
-    document = (await api.api.client.get("/openapi.json")).json()
+async def test_the_api_document_names_every_types_config_keys(shared_api: NotifierApi) -> None:
+    document = (await shared_api.api.client.get("/openapi.json")).json()
     schema = document["components"]["schemas"]["ChannelIn"]["properties"]["config"]
     variants = {v["title"]: v for v in schema["anyOf"]}
     assert set(variants) == {f"{t} config" for t in ("webhook", "slack", "discord", "telegram", "email",
@@ -299,10 +300,10 @@ async def test_the_api_document_names_every_types_config_keys(api: NotifierApi) 
      ("NOTIFIER_SEND_TIMEOUT_S", "-1")],
 )
 async def test_a_bad_notifier_setting_stops_the_plugin_naming_it(
-    api: NotifierApi, monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
+    shared_api: NotifierApi, monkeypatch: pytest.MonkeyPatch, variable: str, value: str,
 ) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError) as caught:
-        make_plugin(api.api.settings, api.api.container.pool)
+        make_plugin(shared_api.api.settings, shared_api.api.container.pool)
     assert [name for name, _ in caught.value.problems] == [variable]
     assert value not in str(caught.value) or variable != "NOTIFIER_SECRET_KEYS"

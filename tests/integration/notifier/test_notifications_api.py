@@ -106,13 +106,13 @@ async def test_a_miner_key_sees_its_own_channels_attempts_only(api: NotifierApi,
      ("?before=0", "query.before"), ("?channel=x", "query.channel"), ("?alert=" + "9" * 30, "query.alert"),
      ("?alert=" + "f" * 201, "query.alert")],
 )
-async def test_a_bad_query_is_a_422_naming_the_parameter(api: NotifierApi, query: str, field: str) -> None:
-    answer = await api.api.client.get(f"/api/notifications{query}", headers=await api.headers("read"))
+async def test_a_bad_query_is_a_422_naming_the_parameter(shared_api: NotifierApi, query: str, field: str) -> None:
+    answer = await shared_api.api.client.get(f"/api/notifications{query}", headers=await shared_api.headers("read"))
     assert answer.status_code == 422, answer.text
     assert answer.json()["details"][0]["field"] == field
 
 
-async def test_scopes_guard_the_log(api: NotifierApi) -> None:
-    assert (await api.api.client.get("/api/notifications")).status_code == 401
-    ingest = await api.headers("ingest")
-    assert (await api.api.client.get("/api/notifications", headers=ingest)).status_code == 403
+async def test_scopes_guard_the_log(shared_api: NotifierApi) -> None:
+    assert (await shared_api.api.client.get("/api/notifications")).status_code == 401
+    ingest = await shared_api.headers("ingest")
+    assert (await shared_api.api.client.get("/api/notifications", headers=ingest)).status_code == 403

@@ -64,13 +64,14 @@ async def test_a_silence_is_made_listed_by_state_and_expired_but_kept(api: Notif
     assert set(await ids("expired")) == {silence["id"], pending["id"]} and await ids("active") == []
 
 
-async def test_unknown_and_malformed_ids(api: NotifierApi) -> None:
-    admin = await api.headers("admin")
+async def test_unknown_and_malformed_ids(shared_api: NotifierApi) -> None:
+    admin = await shared_api.headers("admin")
     unknown = "0b6e8f4a-1111-4222-8333-444455556666"
-    assert (await api.api.client.get(f"/api/silences/{unknown}", headers=await api.headers("read"))).status_code == 404
-    answer = await api.api.client.delete(f"/api/silences/{unknown}", headers=admin)
+    read = await shared_api.headers("read")
+    assert (await shared_api.api.client.get(f"/api/silences/{unknown}", headers=read)).status_code == 404
+    answer = await shared_api.api.client.delete(f"/api/silences/{unknown}", headers=admin)
     assert answer.status_code == 404 and answer.json()["details"][0]["field"] == "path.silenceId"
-    malformed = await api.api.client.delete("/api/silences/not-a-uuid", headers=admin)
+    malformed = await shared_api.api.client.delete("/api/silences/not-a-uuid", headers=admin)
     assert malformed.status_code == 422 and malformed.json()["details"][0]["field"] == "path.silenceId"
 
 
@@ -96,21 +97,22 @@ def _later(hours: float) -> str:
         ({"matchers": MATCHERS, "duration": "1h", "comment": "a\x00b"}, "body.comment"),
     ],
 )
-async def test_a_bad_silence_is_a_422_naming_the_field(api: NotifierApi, body: dict[str, Any], field: str) -> None:
-    answer = await api.api.client.post("/api/silences", json=body, headers=await api.headers("admin"))
+async def test_a_bad_silence_is_a_422_naming_the_field(shared_api: NotifierApi, body: dict[str, Any],
+                                                      field: str) -> None:
+    answer = await shared_api.api.client.post("/api/silences", json=body, headers=await shared_api.headers("admin"))
     assert answer.status_code == 422, answer.text
     assert field in [d["field"] for d in answer.json()["details"]], answer.json()
 
 
-async def test_scopes_guard_the_silences_and_a_miner_key_reaches_none(api: NotifierApi) -> None:
+async def test_scopes_guard_the_silences_and_a_miner_key_reaches_none(shared_api: NotifierApi) -> None:
     body = {"matchers": MATCHERS, "duration": "1h"}
-    client = api.api.client
+    client = shared_api.api.client
     assert (await client.get("/api/silences")).status_code == 401
-    assert (await client.post("/api/silences", json=body, headers=await api.headers("read"))).status_code == 403
-    miner = await api.miner_headers("alice")
+    assert (await client.post("/api/silences", json=body, headers=await shared_api.headers("read"))).status_code == 403
+    miner = await shared_api.miner_headers("alice")
     assert (await client.post("/api/silences", json=body, headers=miner)).status_code == 403
     assert (await client.get("/api/silences", headers=miner)).status_code == 403
-    made = (await client.post("/api/silences", json=body, headers=await api.headers("admin"))).json()
+    made = (await client.post("/api/silences", json=body, headers=await shared_api.headers("admin"))).json()
     assert (await client.get(f"/api/silences/{made['id']}", headers=miner)).status_code == 403
     assert (await client.delete(f"/api/silences/{made['id']}", headers=miner)).status_code == 403
 
