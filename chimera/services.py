@@ -1,8 +1,10 @@
-"""The project's services as child processes, for `chimera demo`.
+"""The project's services: which there are and what port setting each listens on, and
+the services as child processes, for `chimera demo`.
 
 Each service runs as `python -m services.<name>` with the caller's
 environment; `stop()` sends SIGTERM (the services shut down gracefully on
-it) and waits, then kills what did not exit.
+it) and waits, then kills what did not exit. `chimera dev up` runs the same
+services detached (chimera/devstack/services.py).
 """
 
 from __future__ import annotations
@@ -12,10 +14,35 @@ import importlib.util
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    # The setting it serves HTTP on (each service reads its own; two children must not share one).
+    port_variable: str
+    default_port: int
+    # Where a faust worker keeps its files; one per stack, or two stacks' workers would share one.
+    data_dir_variable: str | None = None
+
+    @property
+    def module(self) -> str:
+        return f"services.{self.name}"
+
+
 # In start order: the API first, so the pool has somewhere to send events.
-SERVICE_MODULES = ("services.ingest", "services.aggregator", "services.alerter", "services.notifier")
+SERVICES = (
+    ServiceSpec("ingest", "HTTP_PORT", 8000),
+    ServiceSpec("aggregator", "METRICS_PORT", 9101),
+    ServiceSpec("alerter", "METRICS_PORT", 9102, "ALERTER_DATA_DIR"),
+    ServiceSpec("notifier", "METRICS_PORT", 9103, "NOTIFIER_DATA_DIR"),
+)
+SERVICE_MODULES = tuple(spec.module for spec in SERVICES)
+# Port settings a child must not inherit from the caller: it gets its own, or none (the
+# ingest given METRICS_PORT would move /metrics off its public port).
+PORT_VARIABLES = ("HTTP_PORT", "METRICS_PORT")
 STOP_TIMEOUT_S = 30.0
 
 

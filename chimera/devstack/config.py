@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from chimera.services import SERVICES
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -41,6 +43,8 @@ class DevStackConfig:
     postgres_database: str
     postgres_user: str
     kafka_pom: Path
+    # Service name -> the port it serves on (the ingest's public API, the others' /metrics).
+    service_ports: dict[str, int]
 
     @classmethod
     def from_env(cls) -> DevStackConfig:
@@ -54,6 +58,9 @@ class DevStackConfig:
             postgres_database="chimera",
             postgres_user="chimera",
             kafka_pom=PROJECT_ROOT / "deploy" / "kafka" / "pom.xml",
+            service_ports={
+                spec.name: _int_env(f"CHIMERA_{spec.name.upper()}_PORT", spec.default_port) for spec in SERVICES
+            },
         )
 
     @property
@@ -63,6 +70,15 @@ class DevStackConfig:
     @property
     def postgres_dir(self) -> Path:
         return self.state_dir / "postgres"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        """The background services' pid files."""
+        return self.state_dir / "run"
 
     @property
     def endpoints_file(self) -> Path:

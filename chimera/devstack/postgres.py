@@ -2,7 +2,7 @@
 
 `initdb` into the state folder, `pg_ctl` to start and stop. PostgreSQL refuses
 to run as root, so under root the cluster belongs to the `postgres` system
-user. Port 5432 unless something else holds it, in which case the next free
+user, and lives where that user can reach (chimera/devstack/pgdir.py). Port 5432 unless something else holds it, in which case the next free
 port is used and recorded (the endpoints file tells clients which).
 """
 
@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from chimera.devstack import pgdir
 from chimera.devstack.config import DevStackConfig, DevStackError
 from chimera.devstack.processes import apt_install, pid_alive, port_free, port_open, run
 
@@ -26,6 +27,7 @@ class PostgresStatus:
     running: bool
     port: int | None
     database_url: str | None
+    pid: int | None = None
 
 
 def _version_key(bindir: Path) -> tuple[int, ...]:
@@ -58,19 +60,26 @@ def ensure_binaries() -> Path:
 class PostgresNode:
     def __init__(self, config: DevStackConfig) -> None:
         self._config = config
-        self._dir = config.postgres_dir
+        # PostgreSQL will not run as root; under root the cluster is the postgres user's.
+        self._run_as = "postgres" if os.geteuid() == 0 else None
+        self._dir = pgdir.cluster_dir(config.postgres_dir, self._run_as)
         self._data = self._dir / "data"
         self._log = self._dir / "postgres.log"
         self._port_file = self._dir / "port"
-        # PostgreSQL will not run as root; under root the cluster is the postgres user's.
-        self._run_as = "postgres" if os.geteuid() == 0 else None
+
+    @property
+    def cluster_dir(self) -> Path:
+        """Where the cluster's files are: `<state>/postgres`, or where its owner can reach."""
+        return self._dir
 
     def database_url(self, port: int) -> str:
         return f"postgresql://{self._config.postgres_user}@127.0.0.1:{port}/{self._config.postgres_database}"
 
     def status(self) -> PostgresStatus:
         port = self._running_port()
-        return PostgresStatus(port is not None, port, self.database_url(port) if port else None)
+        if port is None:
+            return PostgresStatus(False, None, None)
+        return PostgresStatus(True, port, self.database_url(port), self._postmaster_pid())
 
     def up(self) -> PostgresStatus:
         if self._running_port() is not None:
@@ -106,6 +115,9 @@ class PostgresNode:
             what="stopping PostgreSQL", user=self._run_as, timeout_s=90)
 
     def _prepare_dir(self) -> None:
+        if self._dir != self._config.postgres_dir:
+            pgdir.sweep_orphans(self._dir.parent)
+            pgdir.claim(self._config.postgres_dir, self._dir)
         self._dir.mkdir(parents=True, exist_ok=True)
         if self._run_as is None:
             return

@@ -1,7 +1,11 @@
-"""The local stack as one unit: `ensure_up`, `down`, `status`.
+"""The local stack as one unit: `up`, `ensure_up`, `down`, `status`.
 
-After a successful start the endpoints are written to `<state>/stack.env`
-(shell syntax) so that make targets, tests and people can find them.
+`up` is everything, in the background: Kafka and PostgreSQL, the migrations
+and topics, then the four services (chimera/devstack/services.py), returning
+when each answers its /readyz. `ensure_up` is Kafka and PostgreSQL alone, as
+the tests need them. After a start the endpoints, and where the services
+answer, are written to `<state>/stack.env` (shell syntax) so that make
+targets, tests, the demo and people can find them.
 """
 
 from __future__ import annotations
@@ -15,12 +19,24 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from chimera.devstack import services
 from chimera.devstack.config import DevStackConfig, DevStackError
 from chimera.devstack.kafka import KafkaNode
 from chimera.devstack.postgres import PostgresNode
 
+INFRA = ("kafka", "postgres")
 # The local stack's channels deliver to receivers on this machine (the demo's, the tests').
 LOCAL_NETWORKS = "127.0.0.0/8,::1"
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    name: str
+    running: bool
+    pid: int | None
+    address: str
+    # A service answered 200 on /readyz; Kafka and PostgreSQL: they answer at all.
+    ready: bool
 
 
 @dataclass(frozen=True)
@@ -63,36 +79,88 @@ def _exclusive(config: DevStackConfig) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@dataclass(frozen=True)
+class UpReport:
+    stack: RunningStack
+    # The parts this call started; empty when everything was running already.
+    started: list[str]
+    applied_migrations: list[str]
+    created_topics: list[str]
+    parts: list[PartStatus]
+
+
+def service_urls(config: DevStackConfig) -> dict[str, str]:
+    """Where the services answer: the public API, and each one's /metrics."""
+    found = {service.name: service.url for service in services.background_services(config)}
+    # The ingest serves its /metrics on the public port (the stack gives it no METRICS_PORT).
+    metrics = {f"CHIMERA_{name.upper()}_METRICS_URL": f"{url}/metrics" for name, url in found.items()}
+    return {"CHIMERA_API_URL": found["ingest"], **metrics}
+
+
+def _infra_up(config: DevStackConfig) -> RunningStack:
+    postgres = PostgresNode(config).up()
+    kafka = KafkaNode(config).up()
+    if postgres.database_url is None:
+        raise DevStackError("PostgreSQL reported running without a port")
+    stack = RunningStack(kafka.bootstrap_servers, postgres.database_url, _notifier_key(config.state_dir))
+    env = {**stack.as_env(), **service_urls(config)}
+    config.endpoints_file.write_text("".join(f"export {key}={value}\n" for key, value in env.items()))
+    return stack
+
+
 def ensure_up(config: DevStackConfig | None = None) -> RunningStack:
+    """Kafka and PostgreSQL (what the tests need), started if they are not running."""
     config = config or DevStackConfig.from_env()
     with _exclusive(config):
-        postgres = PostgresNode(config).up()
-        kafka = KafkaNode(config).up()
-        if postgres.database_url is None:
-            raise DevStackError("PostgreSQL reported running without a port")
-        stack = RunningStack(kafka.bootstrap_servers, postgres.database_url, _notifier_key(config.state_dir))
-        config.endpoints_file.write_text(
-            "".join(f"export {key}={value}\n" for key, value in stack.as_env().items())
-        )
-        return stack
+        return _infra_up(config)
 
 
-def down(config: DevStackConfig | None = None) -> None:
+def up(config: DevStackConfig | None = None, *, with_services: bool = True) -> UpReport:
+    """The whole stack in the background, or with `with_services=False` Kafka and PostgreSQL
+    with their migrations and topics. Starts only what does not run (a service that died is
+    started again); returns once every part is ready. Not from inside an event loop."""
+    from chimera.devstack.prepare import migrate_and_create_topics
+
     config = config or DevStackConfig.from_env()
     with _exclusive(config):
-        # Kafka first: it has no dependency on PostgreSQL, but clients of both may.
-        KafkaNode(config).down()
-        PostgresNode(config).down()
+        before = {part.name for part in status(config) if part.running}
+        stack = _infra_up(config)
+        prepared = migrate_and_create_topics(stack.as_env())
+        if with_services:
+            services.ensure_running(config, stack.as_env())
+        parts = status(config)
+    wanted = [part for part in parts if with_services or part.name in INFRA]
+    return UpReport(stack, [part.name for part in wanted if part.name not in before],
+                    prepared.applied_migrations, prepared.created_topics, parts)
+
+
+def down(config: DevStackConfig | None = None) -> list[str]:
+    """Stop everything: the services first (they flush to Kafka and PostgreSQL as they stop),
+    then Kafka, then PostgreSQL. Returns the names of the parts that were running."""
+    config = config or DevStackConfig.from_env()
+    with _exclusive(config):
+        kafka, postgres = KafkaNode(config), PostgresNode(config)
+        running = (("kafka", kafka.status().running), ("postgres", postgres.status().running))
+        infra = [name for name, was_running in running if was_running]
+        stopped = services.stop_all(config)
+        # Kafka before PostgreSQL: it has no dependency on PostgreSQL, but clients of both may.
+        kafka.down()
+        postgres.down()
         config.endpoints_file.unlink(missing_ok=True)
+        return stopped + infra
 
 
-def status(config: DevStackConfig | None = None) -> list[tuple[str, bool, str]]:
-    """(part, running, detail) for each part of the stack."""
+def status(config: DevStackConfig | None = None) -> list[PartStatus]:
+    """Each part of the stack, Kafka and PostgreSQL first, then the services in start order."""
     config = config or DevStackConfig.from_env()
     kafka = KafkaNode(config).status()
     postgres = PostgresNode(config).status()
-    return [
-        ("kafka", kafka.running,
-         f"{kafka.bootstrap_servers} (pid {kafka.pid})" if kafka.running else "stopped"),
-        ("postgres", postgres.running, postgres.database_url or "stopped"),
+    database = postgres.database_url or PostgresNode(config).database_url(config.postgres_port)
+    parts = [
+        PartStatus("kafka", kafka.running, kafka.pid, kafka.bootstrap_servers, kafka.running),
+        PartStatus("postgres", postgres.running, postgres.pid, database, postgres.running),
     ]
+    for service in services.background_services(config):
+        state = service.status()
+        parts.append(PartStatus(state.name, state.running, state.pid, state.url, state.ready))
+    return parts

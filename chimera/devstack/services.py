@@ -1,0 +1,183 @@
+"""The four services in the background, for `chimera dev up`: detached, logged, pid-filed.
+
+Each runs as `python -m services.<name>` in a session of its own (it outlives
+`chimera dev up` and ignores the terminal's Ctrl-C), with stdout and stderr
+appended to `<state>/logs/<name>.log` and its pid in `<state>/run/<name>.pid`.
+Its environment is the caller's, the stack's endpoints over it, and its own
+port; `CHIMERA_STATE_DIR` in it tells whose stack a process belongs to, so a
+recycled pid, or the same service of another stack, is never taken for ours.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from chimera.devstack.config import PROJECT_ROOT, DevStackConfig, DevStackError
+from chimera.devstack.processes import cmdline, pid_alive, port_free, read_pid, wait_until
+from chimera.services import PORT_VARIABLES, SERVICES, ServiceSpec
+
+READY_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 2.0
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    pid: int | None
+    url: str
+    ready: bool
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+
+class BackgroundService:
+    def __init__(self, spec: ServiceSpec, config: DevStackConfig) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self._config = config
+        self.port = config.service_ports[spec.name]
+        self.url = f"http://{HOST}:{self.port}"
+        self.log_path = config.logs_dir / f"{spec.name}.log"
+        self._pid_file = config.run_dir / f"{spec.name}.pid"
+
+    def pid(self) -> int | None:
+        pid = read_pid(self._pid_file)
+        if pid is None or not pid_alive(pid):
+            return None
+        return pid if self._is_ours(pid) else None
+
+    def _is_ours(self, pid: int) -> bool:
+        if f"-m {self.spec.module} " not in cmdline(pid) + " ":
+            return False
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return f"CHIMERA_STATE_DIR={self._config.state_dir}".encode() in environ
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=PROBE_TIMEOUT_S) as response:
+                return int(response.status) == 200
+        # Refused, reset, timed out, 503 (HTTPError is an OSError): all mean not ready yet.
+        except (OSError, http.client.HTTPException):
+            return False
+
+    def status(self) -> ServiceStatus:
+        pid = self.pid()
+        return ServiceStatus(self.name, pid, self.url, pid is not None and self.ready())
+
+    def environment(self, stack_env: Mapping[str, str]) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if key not in PORT_VARIABLES}
+        env.update(stack_env)
+        env[self.spec.port_variable] = str(self.port)
+        if self.spec.data_dir_variable is not None:
+            env[self.spec.data_dir_variable] = str(self._config.state_dir / self.name)
+        env["CHIMERA_STATE_DIR"] = str(self._config.state_dir)
+        env["PYTHONUNBUFFERED"] = "1"  # a crash's last words reach the log
+        return env
+
+    def start(self, stack_env: Mapping[str, str]) -> int:
+        if not port_free(self.port, HOST):
+            raise DevStackError(
+                f"port {self.port} is taken, so {self.name} cannot listen on it",
+                f"stop what holds it (a `make demo` running, for one), or choose another port "
+                f"with CHIMERA_{self.name.upper()}_PORT",
+            )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._pid_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} chimera dev up: starting {self.name} "
+                      f"on {self.url}\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                [sys.executable, "-m", self.spec.module], cwd=PROJECT_ROOT, env=self.environment(stack_env),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self._pid_file.write_text(f"{process.pid}\n")
+        return process.pid
+
+    def forget(self) -> None:
+        self._pid_file.unlink(missing_ok=True)
+
+
+def background_services(config: DevStackConfig) -> list[BackgroundService]:
+    return [BackgroundService(spec, config) for spec in SERVICES]
+
+
+def ensure_running(config: DevStackConfig, stack_env: Mapping[str, str],
+                   timeout_s: float = READY_TIMEOUT_S) -> list[str]:
+    """Start the services that are not running and wait until every one answers /readyz.
+    Returns the names of those it started."""
+    services = background_services(config)
+    started = [service.name for service in services if service.pid() is None]
+    for service in services:
+        if service.name in started:
+            service.start(stack_env)
+    _wait_ready(services, timeout_s)
+    return started
+
+
+def _wait_ready(services: Sequence[BackgroundService], timeout_s: float) -> None:
+    waiting = list(services)
+    deadline = time.monotonic() + timeout_s
+    while waiting:
+        for service in list(waiting):
+            if service.pid() is None:
+                raise DevStackError(f"{service.name} exited while starting; last lines of {service.log_path}:\n"
+                                    + _tail(service.log_path))
+            if service.ready():
+                waiting.remove(service)
+        if waiting and time.monotonic() > deadline:
+            names = ", ".join(service.name for service in waiting)
+            raise DevStackError(
+                f"not ready within {timeout_s:.0f}s: {names} (their /readyz did not answer 200)",
+                "see " + ", ".join(str(service.log_path) for service in waiting),
+            )
+        if waiting:
+            time.sleep(0.25)
+
+
+def stop_all(config: DevStackConfig, timeout_s: float = STOP_TIMEOUT_S) -> list[str]:
+    """SIGTERM to every running service at once (each stops gracefully: flushes, commits),
+    SIGKILL to what outlives `timeout_s`. Returns the names of those it stopped."""
+    running = [(service, pid) for service in background_services(config) if (pid := service.pid()) is not None]
+    for _, pid in running:
+        _signal_group(pid, signal.SIGTERM)
+    pids = [pid for _, pid in running]
+    if not wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout_s):
+        for pid in pids:
+            if pid_alive(pid):
+                _signal_group(pid, signal.SIGKILL)
+        wait_until(lambda: not any(pid_alive(pid) for pid in pids), 10)
+    for service in background_services(config):
+        service.forget()
+    return [service.name for service, _ in running]
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    # The whole session's group: whatever the service may have started goes with it.
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,186 @@
+"""`chimera dev up|status|down` (what `make up`, `make status`, `make down` run) on a private
+stack: its own state folder and ports, beside the stack the other tests use.
+
+One test walks the whole life of a stack, because starting it is the slow part:
+Kafka and PostgreSQL alone (`make infra`), then the services, a second `up` that
+changes nothing, a killed service started again, and a `down` that leaves no process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from chimera.devstack import stack
+from chimera.devstack.config import PROJECT_ROOT, DevStackConfig, DevStackError
+from chimera.devstack.processes import pid_alive, port_open, wait_until
+from chimera.devstack.services import BackgroundService
+from chimera.services import SERVICES
+from tests.integration.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+SERVICE_NAMES = [spec.name for spec in SERVICES]
+
+
+@pytest.fixture
+def private_config() -> Iterator[DevStackConfig]:
+    state = PROJECT_ROOT / ".chimera" / "test-stacks" / uuid.uuid4().hex[:8]
+    config = replace(
+        DevStackConfig.from_env(), state_dir=state, kafka_port=free_port(), kafka_controller_port=free_port(),
+        postgres_port=free_port(), kafka_heap="512m",
+        service_ports={spec.name: free_port() for spec in SERVICES},
+    )
+    yield config
+    stack.down(config)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def _env(config: DevStackConfig) -> dict[str, str]:
+    """The environment that points `chimera dev` at the private stack."""
+    env = {
+        **os.environ,
+        "CHIMERA_STATE_DIR": str(config.state_dir),
+        "CHIMERA_KAFKA_PORT": str(config.kafka_port),
+        "CHIMERA_KAFKA_CONTROLLER_PORT": str(config.kafka_controller_port),
+        "CHIMERA_PG_PORT": str(config.postgres_port),
+        "CHIMERA_KAFKA_HEAP": config.kafka_heap,
+    }
+    env.update({f"CHIMERA_{name.upper()}_PORT": str(port) for name, port in config.service_ports.items()})
+    return env
+
+
+def _chimera_dev(config: DevStackConfig, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "chimera.cli", "dev", *args], env=_env(config),
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def _pids(config: DevStackConfig) -> dict[str, int | None]:
+    return {part.name: part.pid for part in stack.status(config)}
+
+
+def _read_env_file(config: DevStackConfig) -> dict[str, str]:
+    lines = config.endpoints_file.read_text().splitlines()
+    return dict(line.removeprefix("export ").split("=", 1) for line in lines)
+
+
+async def _kafka_topics(bootstrap: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return list(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def test_up_status_restart_and_down(private_config: DevStackConfig) -> None:
+    config = private_config
+
+    # `make infra`: Kafka and PostgreSQL, migrated and with their topics; no service.
+    infra = _chimera_dev(config, "up", "--infra")
+    assert infra.returncode == 0, infra.stderr
+    assert "started: kafka, postgres" in infra.stdout
+    parts = {part.name: part for part in stack.status(config)}
+    assert [name for name, part in parts.items() if part.running] == ["kafka", "postgres"]
+    endpoints = _read_env_file(config)
+    assert "pool.shares" in await _kafka_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"])
+    conn = await asyncpg.connect(endpoints["DATABASE_URL"])
+    try:
+        assert await conn.fetchval("SELECT to_regclass('public.alerts') IS NOT NULL")
+    finally:
+        await conn.close()
+    # What the test fixtures call: the same endpoints, nothing started again.
+    running = stack.ensure_up(config)
+    assert (running.kafka_bootstrap_servers, running.database_url) == (
+        endpoints["KAFKA_BOOTSTRAP_SERVERS"], endpoints["DATABASE_URL"])
+    infra_pids = (parts["kafka"].pid, parts["postgres"].pid)
+    assert (_pids(config)["kafka"], _pids(config)["postgres"]) == infra_pids
+
+    # `make up`: the four services join, each with its own port, ready when it returns.
+    up = _chimera_dev(config, "up")
+    assert up.returncode == 0, up.stderr
+    assert f"started: {', '.join(SERVICE_NAMES)}" in up.stdout
+    parts = {part.name: part for part in stack.status(config)}
+    assert all(part.running and part.ready for part in parts.values()), parts
+    assert (parts["kafka"].pid, parts["postgres"].pid) == infra_pids  # not started again
+    assert len({part.pid for part in parts.values()}) == 6
+    endpoints = _read_env_file(config)
+    api_port = config.service_ports["ingest"]
+    assert endpoints["CHIMERA_API_URL"] == f"http://127.0.0.1:{api_port}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert (await client.get(f"{endpoints['CHIMERA_API_URL']}/readyz")).status_code == 200
+        for name in SERVICE_NAMES:
+            url = endpoints[f"CHIMERA_{name.upper()}_METRICS_URL"]
+            assert url.startswith(f"http://127.0.0.1:{config.service_ports[name]}/")
+            scraped = await client.get(url)
+            assert scraped.status_code == 200 and "# TYPE" in scraped.text, (name, scraped.text[:200])
+    for name in SERVICE_NAMES:
+        log = config.logs_dir / f"{name}.log"
+        assert f"starting {name}" in log.read_text()
+
+    # `make status` says the same, one line a part with its address.
+    status = _chimera_dev(config, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    for name, part in parts.items():
+        assert any(line.startswith(name) and "running" in line and f"pid {part.pid}" in line
+                   and part.address in line for line in status.stdout.splitlines()), status.stdout
+
+    # A second `make up` changes nothing and says so.
+    pids = _pids(config)
+    again = _chimera_dev(config, "up")
+    assert again.returncode == 0, again.stderr
+    assert "everything was running already" in again.stdout
+    assert _pids(config) == pids
+
+    # A service that died is started again by `make up`; the others are left alone.
+    dead = pids["alerter"]
+    assert dead is not None
+    os.kill(dead, signal.SIGKILL)
+    assert wait_until(lambda: not pid_alive(dead), 10)
+    stopped = _chimera_dev(config, "status")
+    assert stopped.returncode == 3
+    assert any(line.startswith("alerter") and "stopped" in line for line in stopped.stdout.splitlines())
+    restarted = _chimera_dev(config, "up")
+    assert restarted.returncode == 0, restarted.stderr
+    assert "started: alerter" in restarted.stdout
+    after = _pids(config)
+    assert after["alerter"] not in (None, dead)
+    assert {k: v for k, v in after.items() if k != "alerter"} == {k: v for k, v in pids.items() if k != "alerter"}
+
+    # `make down`: nothing of it runs any more, nothing listens, nothing is left to find.
+    down = _chimera_dev(config, "down")
+    assert down.returncode == 0, down.stderr
+    assert f"stopped: {', '.join(SERVICE_NAMES)}, kafka, postgres" in down.stdout
+    every_pid = [pid for pid in (*after.values(), dead) if pid is not None]
+    assert len(every_pid) == 7
+    assert [pid for pid in every_pid if pid_alive(pid)] == []
+    ports = [config.kafka_port, config.postgres_port, *config.service_ports.values()]
+    assert [port for port in ports if port_open(port)] == []
+    assert all(not part.running for part in stack.status(config))
+    assert not config.endpoints_file.exists()
+    assert list(config.run_dir.iterdir()) == []
+    assert "nothing was running" in _chimera_dev(config, "down").stdout
+
+
+def test_a_service_port_taken_is_reported(private_config: DevStackConfig) -> None:
+    service = BackgroundService(SERVICES[2], private_config)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", service.port))
+        squatter.listen()
+        with pytest.raises(DevStackError) as caught:
+            service.start({})
+    assert f"port {service.port} is taken" in str(caught.value)
+    assert "CHIMERA_ALERTER_PORT" in caught.value.hint
+    assert service.pid() is None
