@@ -1,0 +1,1 @@
+"""The simulated pool (chimera/simulate/): its model judged statistically, its sinks with fakes."""
