@@ -12,34 +12,54 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chimera.devstack.config import PROJECT_ROOT, DevStackError
 from shared.settings import ConfigError, ServiceSettings, load
+
+if TYPE_CHECKING:
+    from chimera.devstack.stack import PartStatus
 
 
 def _settings() -> ServiceSettings:
     return load(ServiceSettings)
 
 
+def _print_parts(parts: Sequence[PartStatus]) -> None:
+    for part in parts:
+        if not part.running:
+            state, pid = "stopped", ""
+        else:
+            state, pid = ("running" if part.ready else "running, not ready"), f"pid {part.pid}"
+        print(f"{part.name:<11}{state:<20}{pid:<12}{part.address}")
+
+
 def _dev(args: argparse.Namespace) -> int:
     from chimera.devstack import stack
+    from chimera.devstack.config import DevStackConfig
+    from chimera.devstack.postgres import PostgresNode
 
+    config = DevStackConfig.from_env()
     if args.action == "up":
-        running = stack.ensure_up()
-        print("kafka     up  " + running.kafka_bootstrap_servers)
-        print("postgres  up  " + running.database_url)
-        print("# export these to point clients at it (also in .chimera/stack.env):")
-        for key, value in running.as_env().items():
-            print(f"export {key}={value}")
+        report = stack.up(config, with_services=not args.infra)
+        for name in report.applied_migrations:
+            print(f"applied {name}")
+        for name in report.created_topics:
+            print(f"created topic {name}")
+        _print_parts(report.parts)
+        print(f"started: {', '.join(report.started)}" if report.started else "everything was running already")
+        print(f"# export these to point clients at it (also in {config.endpoints_file}):")
+        print(config.endpoints_file.read_text(), end="")
         return 0
     if args.action == "down":
-        stack.down()
-        print("stack stopped")
+        stopped = stack.down(config)
+        print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
         return 0
-    parts = stack.status()
-    for name, running, detail in parts:
-        print(f"{name:<9} {'up' if running else 'down':<4}{detail}")
-    return 0 if all(running for _, running, _ in parts) else 3
+    parts = stack.status(config)
+    _print_parts(parts)
+    print(f"logs: {config.logs_dir}/<service>.log, {config.kafka_dir / 'kafka.log'}, "
+          f"{PostgresNode(config).cluster_dir / 'postgres.log'}")
+    return 0 if all(part.running and part.ready for part in parts) else 3
 
 
 def _schemas(args: argparse.Namespace) -> int:
@@ -90,6 +110,12 @@ def _demo(_: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from chimera.simulate.command import run_command
+
+    return run_command(args)
+
+
 def _keys(args: argparse.Namespace) -> int:
     from services.ingest.cli_keys import run_keys_command
 
@@ -137,8 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chimera", description="Chimera Monitor operations")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    dev = commands.add_parser("dev", help="the local Kafka + PostgreSQL stack")
+    dev = commands.add_parser(
+        "dev", help="the local stack in the background: Kafka, PostgreSQL and the four services")
     dev.add_argument("action", choices=["up", "down", "status"])
+    dev.add_argument("--infra", action="store_true",
+                     help="up: Kafka and PostgreSQL only, migrated and with their topics (what the tests need)")
     dev.set_defaults(handler=_dev)
 
     schemas = commands.add_parser("schemas", help="write (or --check) the JSON Schemas of the events")
@@ -156,6 +185,31 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "demo", help="stream a simulated pool into Kafka and show live figures until Ctrl-C"
     ).set_defaults(handler=_demo)
+
+    simulate = commands.add_parser(
+        "simulate", help="a simulated pool: events to POST /v1/events (or Kafka), community and host "
+        "metrics to /api/metrics (docs/simulator.md)")
+    simulate.add_argument("--url", default="http://127.0.0.1:8000", help="the API's base URL")
+    simulate.add_argument("--key", help="an API key with the ingest scope (default: $CHIMERA_API_KEY)")
+    simulate.add_argument("--kafka", action="store_true", help="events straight to the pool.* topics "
+                          "(KAFKA_* settings from the environment); metrics still over HTTP when a key is given")
+    simulate.add_argument("--miners", type=int, default=20)
+    simulate.add_argument("--seed", type=int, default=1, help="same seed, same pool and stream")
+    simulate.add_argument("--scenario", help="outages and degrades on a schedule, e.g. deploy/scenarios/demo.yaml")
+    simulate.add_argument("--speed", choices=["realtime", "fast"], default="realtime",
+                          help="fast: the --span ending now, as fast as the API takes it")
+    simulate.add_argument("--span", help="event time to cover, e.g. 10m, 2h (default: fast 1h, realtime until Ctrl-C)")
+    simulate.add_argument("--share-rate", type=float, default=0.2, help="vardiff's target shares/s per worker")
+    simulate.add_argument("--network-difficulty", type=float, default=None,
+                          help="default: what makes the pool find a block every --block-every")
+    simulate.add_argument("--block-every", default="10m")
+    simulate.add_argument("--orphan-rate", type=float, default=0.02, help="share of blocks orphaned")
+    simulate.add_argument("--reject-rate", type=float, default=0.01)
+    simulate.add_argument("--stale-rate", type=float, default=0.005)
+    simulate.add_argument("--pool", default="main")
+    simulate.add_argument("--no-metrics", action="store_true", help="events only")
+    simulate.add_argument("--truth", help="write the ground truth here (NDJSON: hashrates, outages, every event)")
+    simulate.set_defaults(handler=_simulate)
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     key_actions = keys.add_subparsers(dest="action", required=True)

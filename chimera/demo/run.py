@@ -1,151 +1,59 @@
 """`chimera demo`: the system on one machine with a simulated pool, until Ctrl-C.
 
-The services that exist run as child processes (`chimera.services`); a
-simulated pool posts every second's events to `POST /v1/events` over HTTP
-with its own API key, as pool nodes do; a view follows the event topics
-through a consumer group and the REST API's pool figures, and prints them
-beside the simulation's own truth.
+In order: an API key with every scope, the default rule pack, the four
+services as child processes (`chimera.services`), a loopback webhook
+receiver and an alert channel delivering to it (signed), then the simulated
+pool of `chimera.simulate` posting to `POST /v1/events` in real time with the
+demo scenario (a worker offline, a miner at half its hashrate, within the
+first minutes), and a live view (`view.py`) of what the system makes of it.
+Ctrl-C stops what the demo started, in reverse order, and removes its channel.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import secrets
 import time
-import uuid
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Final
 
 import httpx
-import orjson
+from rich.console import Console, Group
+from rich.live import Live
+from rich.text import Text
 
 from chimera.devstack.config import DevStackConfig, DevStackError
 from chimera.devstack.processes import port_open
 from chimera.rules import load_pack, read_pack
-from chimera.services import ServiceProcess, runnable_services
-from chimera.simulator import SimulatedPool
+from chimera.services import SERVICES, ServiceProcess, runnable_services
+from chimera.simulate import HttpSink, PoolConfig, RealTime, RunReport, Scenario, SimulatedPool, run
 from services.ingest.adapters.keys import ApiKeyStore
 from services.ingest.config import IngestSettings
 from shared.db.pool import connect, create_pool
-from shared.events import Event, decode_event
 from shared.http.auth import Scope
-from shared.kafka.consumer import BatchConsumer
-from shared.kafka.deadletter import DeadLetterProducer, decode_or_dead_letter
-from shared.kafka.producer import EventProducer
-from shared.kafka.topics import Topic
 
-TICK_MS = 1000
-REPORT_EVERY_S = 2.0
-READY_TIMEOUT_S = 90.0
-DEFAULT_RULE_PACK = Path(__file__).resolve().parents[1] / "deploy" / "rules" / "default.yaml"
+from .follow import follow_alerts, follow_lag, follow_pool
+from .receiver import WebhookReceiver
+from .view import DemoState, render
 
-
-@dataclass
-class Tally:
-    posted: int = 0
-    refused: int = 0
-    consumed: Counter[str] = field(default_factory=Counter)
-    pool_stats: dict[str, Any] | None = None
-
-    def count(self, events: list[Event]) -> None:
-        for event in events:
-            self.consumed[event.type] += 1
-            if event.type == "share":
-                self.consumed[f"share:{event.status}"] += 1
+READY_TIMEOUT_S: Final = 120.0
+PROJECT: Final = Path(__file__).resolve().parents[2]
+DEFAULT_RULE_PACK: Final = PROJECT / "deploy" / "rules" / "default.yaml"
+DEMO_SCENARIO: Final = PROJECT / "deploy" / "scenarios" / "demo.yaml"
+# The services' own /metrics listeners (the ingest serves its /metrics on the API's port).
+METRICS_PORTS: Final = {spec.name: spec.default_port for spec in SERVICES if spec.port_variable == "METRICS_PORT"}
 
 
 async def _demo_key(settings: IngestSettings) -> str:
     conn = await connect(settings)
     try:
         _, plaintext = await ApiKeyStore(conn).create(
-            f"demo-{time.strftime('%Y%m%d-%H%M%S')}", {Scope.INGEST, Scope.READ}
-        )
+            f"demo-{time.strftime('%Y%m%d-%H%M%S')}", {Scope.INGEST, Scope.READ, Scope.ADMIN})
     finally:
         await conn.close()
     return plaintext
-
-
-async def _wait_ready(client: httpx.AsyncClient, services: list[ServiceProcess]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        for service in services:
-            if service.returncode is not None:
-                raise DevStackError(f"{service.name} exited with {service.returncode}",
-                                    f"see {service.log_path}")
-        try:
-            if (await client.get("/readyz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.5)
-    raise DevStackError(f"the API was not ready within {READY_TIMEOUT_S:.0f}s",
-                        f"see {services[0].log_path}")
-
-
-async def _simulate(pool: SimulatedPool, client: httpx.AsyncClient, consumer: BatchConsumer,
-                    tally: Tally) -> None:
-    # The view reads from "latest": let it join its group and resolve its positions first.
-    while not consumer.assignment():
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(1.5)
-    next_ms = int(time.time() * 1000)
-    events = pool.connect_events(next_ms)
-    while True:
-        response = await client.post("/v1/events", content=orjson.dumps(events),
-                                     headers={"Content-Type": "application/json"})
-        if response.status_code == 202:
-            tally.posted += len(events)
-        else:
-            # A real pool node would retry; the demo just shows it.
-            tally.refused += len(events)
-        next_ms += TICK_MS
-        await asyncio.sleep(max(0.0, next_ms / 1000 - time.time()))
-        events = pool.tick(next_ms - TICK_MS, TICK_MS)
-
-
-async def _view(consumer: BatchConsumer, dead_letters: DeadLetterProducer, tally: Tally) -> None:
-    async for batch in consumer.batches():
-        tally.count(await decode_or_dead_letter(batch, decode_event, dead_letters))
-        await consumer.commit(batch)
-
-
-async def _follow_api(client: httpx.AsyncClient, tally: Tally) -> None:
-    while True:
-        response = await client.get("/api/pool/stats", params={"pool": "main"})
-        if response.status_code == 200:
-            tally.pool_stats = response.json()
-        await asyncio.sleep(REPORT_EVERY_S)
-
-
-def _hashrate(value: object) -> str:
-    return f"{float(value) / 1e15:6.2f} PH/s" if isinstance(value, int | float) else "   -   "
-
-
-async def _report(pool: SimulatedPool, tally: Tally, dead_letters: DeadLetterProducer) -> None:
-    previous = 0
-    while True:
-        await asyncio.sleep(REPORT_EVERY_S)
-        shares = max(1, tally.consumed["share"])
-        rate = (tally.consumed["share"] - previous) / REPORT_EVERY_S
-        previous = tally.consumed["share"]
-        line = (
-            f"{time.strftime('%H:%M:%S')}  posted {tally.posted:>7} (refused {tally.refused})  "
-            f"in Kafka: shares {tally.consumed['share']:>7} ({rate:5.1f}/s, "
-            f"accepted {100 * tally.consumed['share:accepted'] / shares:5.1f}%)  "
-            f"blocks {tally.consumed['block']}  miner events {tally.consumed['miner']}  "
-            f"dead letters {dead_letters.sent}"
-        )
-        stats = tally.pool_stats
-        if stats is not None:
-            hashrate = stats.get("hashrate", {})
-            line += (
-                f"\n          API /api/pool/stats: hashrate 1m {_hashrate(hashrate.get('1m'))}, "
-                f"5m {_hashrate(hashrate.get('5m'))} (simulated {_hashrate(pool.pool_hashrate_hs)}), "
-                f"active workers {stats.get('active_workers')}/{len(pool.workers)}, "
-                f"blocks {stats.get('blocks_found')}"
-            )
-        print(line, flush=True)
 
 
 async def _load_default_rules(settings: IngestSettings) -> str:
@@ -159,44 +67,104 @@ async def _load_default_rules(settings: IngestSettings) -> str:
     return report.summary()
 
 
+async def _wait_ready(client: httpx.AsyncClient, services: list[ServiceProcess]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for service in services:
+            if service.returncode is not None:
+                raise DevStackError(f"{service.name} exited with {service.returncode}", f"see {service.log_path}")
+        with contextlib.suppress(httpx.TransportError):
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        await asyncio.sleep(0.5)
+    raise DevStackError(f"the API was not ready within {READY_TIMEOUT_S:.0f}s", f"see {services[0].log_path}")
+
+
+@contextlib.asynccontextmanager
+async def _services(log_dir: Path) -> AsyncIterator[list[ServiceProcess]]:
+    services = [ServiceProcess(module, log_dir) for module in runnable_services()]
+    try:
+        for service in services:
+            await service.start()
+        yield services
+    finally:
+        for service in reversed(services):
+            await service.stop()
+
+
+@contextlib.asynccontextmanager
+async def _channel(client: httpx.AsyncClient, receiver: WebhookReceiver, secret: str) -> AsyncIterator[int]:
+    """The demo's alert channel, removed when the demo ends (it points at the demo's receiver)."""
+    body = {"name": f"demo-{time.strftime('%Y%m%d-%H%M%S')}", "type": "webhook",
+            "config": {"url": receiver.url, "hmac_secret": secret},
+            "group_by": ["alertname", "pool", "miner"], "group_wait": "10s", "group_interval": "1m",
+            "repeat_interval": "1h"}
+    made = await client.post("/api/alert-channels", json=body)
+    if made.status_code != 201:
+        raise DevStackError(f"the demo's alert channel was refused: {made.status_code} {made.text[:300]}",
+                            "is NOTIFIER_ALLOWED_NETWORKS 127.0.0.0/8 (.chimera/stack.env)?")
+    channel_id = int(made.json()["id"])
+    try:
+        yield channel_id
+    finally:
+        with contextlib.suppress(httpx.HTTPError):
+            await client.delete(f"/api/alert-channels/{channel_id}")
+
+
+def _header(base_url: str, key: str, log_dir: Path) -> Text:
+    metrics = ", ".join(f"{name} http://127.0.0.1:{port}/metrics" for name, port in METRICS_PORTS.items())
+    return Text(
+        f"API {base_url} (docs {base_url}/docs, ingest /metrics {base_url}/metrics)\n"
+        f"/metrics: {metrics}\n"
+        f"key (ingest, read, admin): export CHIMERA_API_KEY={key}\n"
+        f"logs: {log_dir}    Ctrl-C stops everything the demo started")
+
+
+async def _simulate(pool: SimulatedPool, base_url: str, key: str, state: DemoState) -> None:
+    def progress(report: RunReport) -> None:
+        state.posted = sum(report.events.values())
+        state.truth_hashrate_hs = pool.pool_hashrate_hs
+
+    async with HttpSink(base_url, key) as sink:
+        state.first_share_ms = int(time.time() * 1000)
+        await run(pool, sink, RealTime(), on_span=progress)
+
+
+async def _show(console: Console, header: Text, state: DemoState) -> None:
+    with Live(Group(header, render(state)), console=console, refresh_per_second=2, screen=False) as live:
+        while True:
+            await asyncio.sleep(1.0)
+            live.update(Group(header, render(state)))
+
+
 async def run_demo(settings: IngestSettings) -> None:
     if port_open(settings.http_port, settings.http_host):
         raise DevStackError(f"port {settings.http_port} is taken, so the API cannot listen on it",
-                            "stop what holds it, or set HTTP_PORT")
+                            "stop what holds it (make down stops the background stack), or set HTTP_PORT")
+    console = Console()
     key = await _demo_key(settings)
-    print(f"alert rules (deploy/rules/default.yaml): {await _load_default_rules(settings)}")
+    console.print(f"alert rules (deploy/rules/default.yaml): {await _load_default_rules(settings)}")
     log_dir = DevStackConfig.from_env().state_dir / "logs"
-    services = [ServiceProcess(module, log_dir) for module in runnable_services()]
-    pool = SimulatedPool(seed=int(time.time()))
-    tally = Tally()
     base_url = f"http://{settings.http_host}:{settings.http_port}"
-    producer = EventProducer(settings, client_id="chimera-demo-view")
-    consumer = BatchConsumer(
-        settings, [Topic.SHARES, Topic.BLOCKS, Topic.MINERS],
-        group_id=f"chimera-demo-view-{uuid.uuid4().hex[:8]}", auto_offset_reset="latest",
-    )
-    async with httpx.AsyncClient(base_url=base_url, timeout=30,
-                                 headers={"Authorization": f"Bearer {key}"}) as client:
-        try:
-            for service in services:
-                await service.start()
-            await _wait_ready(client, services)
-            print(f"services: {', '.join(s.name for s in services)} (logs in {log_dir})")
-            print(f"API: {base_url}  (docs at {base_url}/docs; a key with ingest,read scopes:)")
-            print(f"  export CHIMERA_API_KEY={key}")
-            miners = len({w.miner for w in pool.workers})
-            print(f"simulated pool: {miners} miners, {len(pool.workers)} workers, "
-                  f"{pool.pool_hashrate_hs / 1e15:.2f} PH/s; Ctrl-C to stop", flush=True)
-            await producer.start()
-            await consumer.start()
-            dead_letters = DeadLetterProducer(producer, settings)
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(_simulate(pool, client, consumer, tally), name="simulated-pool")
-                tasks.create_task(_view(consumer, dead_letters, tally), name="kafka-view")
-                tasks.create_task(_follow_api(client, tally), name="api-view")
-                tasks.create_task(_report(pool, tally, dead_letters), name="report")
-        finally:
-            await consumer.stop()
-            await producer.stop()
-            for service in reversed(services):
-                await service.stop()
+    state = DemoState()
+    pool = SimulatedPool(PoolConfig(miners=20, scenario=Scenario.load(DEMO_SCENARIO)), seed=int(time.time()))
+    secret = secrets.token_urlsafe(24)
+    receiver = WebhookReceiver(secret, state.notices.append)
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(httpx.AsyncClient(
+            base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}))
+        services = await stack.enter_async_context(_services(log_dir))
+        console.print(f"starting {', '.join(s.name for s in services)} (logs in {log_dir}) ...")
+        await _wait_ready(client, services)
+        await receiver.start()
+        stack.push_async_callback(receiver.stop)
+        await stack.enter_async_context(_channel(client, receiver, secret))
+        workers = len(pool.workers)
+        console.print(f"simulated pool: 20 miners, {workers} workers, {pool.healthy_hashrate_hs / 1e15:.2f} PH/s; "
+                      f"scenario {DEMO_SCENARIO.name}: {pool.config.scenario.description}")
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(_simulate(pool, base_url, key, state), name="simulated-pool")
+            tasks.create_task(follow_pool(settings, state), name="pool-figures")
+            tasks.create_task(follow_alerts(client, state), name="alerts")
+            tasks.create_task(follow_lag(settings, state), name="consumer-lag")
+            tasks.create_task(_show(console, _header(base_url, key, log_dir), state), name="view")
