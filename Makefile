@@ -4,6 +4,7 @@
 #   make up / make down / make status   the whole local stack in the background:
 #               Kafka, PostgreSQL and the four services
 #   make infra  Kafka and PostgreSQL alone (migrated, with their topics)
+#   make bench  every benchmark in bench/ (not part of make test), results in bench/results/
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,8 +12,9 @@ BIN := $(VENV)/bin
 # Where `chimera dev up` writes the endpoints: the state folder's stack.env.
 STACK_ENV := $(or $(CHIMERA_STATE_DIR),.chimera)/stack.env
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: install infra up down status test unit demo schemas migrate topics retention clean
+.PHONY: install infra up down status test unit bench demo schemas migrate topics retention clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +41,11 @@ status: install
 
 test: infra
 	source $(STACK_ENV) && $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Minutes of load on Kafka and PostgreSQL: kept out of `make test`. BENCH_ARGS=--quick checks the
+# harness in a minute or two; BENCH_ARGS='--only aggregator' runs one.
+bench: infra
+	source $(STACK_ENV) && $(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 unit: install
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)

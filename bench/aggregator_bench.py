@@ -355,6 +355,8 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"(c0) python -m services.aggregator WITHOUT outputs: {bare['rate_steady']:,.0f} events/s "
                       f"steady, ratio to (a) {bare['rate_steady'] / baseline['rate']:.2f}; "
                       f"peak RSS {bare['vm_hwm_mib']:.0f} MiB")
+        else:
+            bare = None
         pipeline = run_phase("pipeline", args)
         if pipeline is None:
             print("(c) full pipeline: services.aggregator.bootstrap does not exist (yet); skipped")
@@ -367,6 +369,10 @@ async def main(args: argparse.Namespace) -> None:
                   f"including start-up ({pipeline['seconds_from_start']:.1f}s), ratio to (a) "
                   f"{pipeline['rate_steady'] / baseline['rate']:.2f}; peak RSS {pipeline['vm_hwm_mib']:.0f} MiB; "
                   f"/metrics scrape {pipeline.get('scrape_s', float('nan')) * 1000:.0f} ms")
+        if args.json:
+            print(json.dumps({"events": args.events, "workers": args.workers, "minutes": args.minutes,
+                              "partitions": args.partitions, "baseline": baseline, "decode": decode,
+                              "domain": domain, "bare": bare, "pipeline": pipeline}), flush=True)
     finally:
         await drop_run_state(settings, admin_conn, [args.schema, f"{args.schema}_bare"])
 
@@ -382,6 +388,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds the full pipeline may take")
     parser.add_argument("--compare-outputs", action="store_true",
                         help="also run the full pipeline without the outputs (snapshots, exporter, roll-ups)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures (bench/run_all.py)")
     parser.add_argument("--without-outputs", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=["baseline", "decode", "domain", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -86,6 +87,9 @@ async def main(args: argparse.Namespace) -> None:
               f"{took['replayed']:,} event ids replayed into the deduplicators in {took['rebuild_seconds']:.1f}s "
               f"of rebuilds ({took['rate']:,.0f} ids/s, ratio to the bare read "
               f"{took['rate'] / baseline['rate']:.2f})")
+        if args.json:
+            print(json.dumps({"events": args.events, "workers": args.workers, "baseline": baseline,
+                              "first": first, "takeover": took}, default=str), flush=True)
     finally:
         await drop_run_state(settings, admin_conn, [schema])
 
@@ -97,6 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, default=0.34, help="event times spread over the last N minutes")
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures (bench/run_all.py)")
     return parser.parse_args(argv)
 
 

@@ -321,6 +321,7 @@ async def run_e2e(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> None:
     w, s = args.workers, run_phase("sweep", args)
+    summary: dict[str, Any] = {"workers": w, "rules": args.rules, "sweep": s}
     a_rate, b_rate = w / s["a_s"], w / s["b_s"]
     n_obs = s["observations"]
     print(f"{w:,} worker records ({s['record_bytes']:.0f} bytes each), {s['rules_in_force']} rules in force")
@@ -334,6 +335,7 @@ def main(args: argparse.Namespace) -> None:
           f"{s['vm_hwm_mib']:.0f} MiB")
     for encoded in (False, True):
         st = run_phase("states:encoded" if encoded else "states", args)
+        summary["states_encoded" if encoded else "states"] = st
         grown = st["vm_hwm_mib"] - st["base_mib"]
         print(f"     a process holding only the {st['groups']:,} group states "
               f"{'as orjson bytes (the table)' if encoded else 'as GroupState objects'}: peak RSS "
@@ -346,6 +348,8 @@ def main(args: argparse.Namespace) -> None:
           f"({s['b3_state_bytes'] / 1e6:.1f} MB) {s['b3_codec_ms']:.1f} ms more: {per_obs * w / 1000:,.0f} s a sweep")
     if not args.e2e:
         print("(c) end to end: skipped (no KAFKA_BOOTSTRAP_SERVERS, or --no-e2e)")
+        if args.json:
+            print(json.dumps(summary), flush=True)
         return
     e, n = asyncio.run(run_e2e(args)), args.records
     print(f"(c) the alerter in a process ({args.partitions} partitions, 1 rule, started in {e['startup_s']:.1f} s): "
@@ -354,6 +358,8 @@ def main(args: argparse.Namespace) -> None:
           f"({n / e['groups_s']:,.0f} records/s; ratio to (a) {n / e['groups_s'] / a_rate:.4f})")
     print(f"    offline -> firing on chimera.alerts, {e['probes']} workers one by one: p50 {e['p50_ms']:.0f} ms, "
           f"p99 {e['p99_ms']:.0f} ms (target < 1000), max {e['max_ms']:.0f} ms; peak RSS {e['vm_hwm_mib']:.0f} MiB")
+    if args.json:
+        print(json.dumps({**summary, "records": n, "e2e": e}), flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -366,6 +372,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds any e2e wait may take")
     parser.add_argument("--e2e", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--quick", action="store_true", help="5,000 workers, 2,000 e2e records, 50 probes")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures (bench/run_all.py)")
     parser.add_argument("--phase", choices=["sweep", "states", "states:encoded", "e2e"], help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     parser.add_argument("--schema", help=argparse.SUPPRESS)

@@ -92,6 +92,9 @@ async def main(args: argparse.Namespace) -> None:
             agent = json.loads(result.read_text())
         print(f"(b) faust agent, stream.take({args.take}, within=0.5) + orjson.loads: {agent['rate']:,.0f} "
               f"records/s, ratio to (a) {agent['rate'] / baseline['rate']:.3f}")
+        if args.json:
+            print(json.dumps({"events": args.events, "take": args.take, "baseline": baseline, "faust": agent}),
+                  flush=True)
     finally:
         await drop_run_state(settings, admin_conn, [])
 
@@ -103,6 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--take", type=int, default=10_000)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures (bench/run_all.py)")
     parser.add_argument("--faust-child", metavar="PREFIX", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)

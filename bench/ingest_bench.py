@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -179,6 +180,12 @@ async def main(args: argparse.Namespace) -> None:
         print(f"baseline EventProducer.send_events: {baseline_rate:,.0f} events/s "
               f"({args.baseline_duration:g}s, same batches, same concurrency)")
         print(f"HTTP / baseline: {http_rate / baseline_rate:.2f}")
+        if args.json:
+            print(json.dumps({"clients": args.clients, "batch": args.batch, "duration_s": args.duration,
+                              "http_events_per_s": http_rate, "requests": len(latencies_s),
+                              "p50_ms": percentile(latencies_s, 0.5) * 1000,
+                              "p99_ms": percentile(latencies_s, 0.99) * 1000,
+                              "baseline_events_per_s": baseline_rate}), flush=True)
     finally:
         if process is not None:
             process.kill()
@@ -193,6 +200,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--baseline-duration", type=float, default=10.0)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures (bench/run_all.py)")
     return parser.parse_args(argv)
 
 

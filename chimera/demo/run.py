@@ -43,6 +43,7 @@ PROJECT: Final = Path(__file__).resolve().parents[2]
 DEFAULT_RULE_PACK: Final = PROJECT / "deploy" / "rules" / "default.yaml"
 DEMO_SCENARIO: Final = PROJECT / "deploy" / "scenarios" / "demo.yaml"
 # The services' own /metrics listeners (the ingest serves its /metrics on the API's port).
+DEMO_SEED: Final = 1
 METRICS_PORTS: Final = {spec.name: spec.default_port for spec in SERVICES if spec.port_variable == "METRICS_PORT"}
 
 
@@ -147,7 +148,9 @@ async def run_demo(settings: IngestSettings) -> None:
     log_dir = DevStackConfig.from_env().state_dir / "logs"
     base_url = f"http://{settings.http_host}:{settings.http_port}"
     state = DemoState()
-    pool = SimulatedPool(PoolConfig(miners=20, scenario=Scenario.load(DEMO_SCENARIO)), seed=int(time.time()))
+    # One seed for every run: a second demo brings back the same miners and workers (their
+    # offline alerts from the last run resolve) instead of leaving the last run's to go offline.
+    pool = SimulatedPool(PoolConfig(miners=20, scenario=Scenario.load(DEMO_SCENARIO)), seed=DEMO_SEED)
     secret = secrets.token_urlsafe(24)
     receiver = WebhookReceiver(secret, state.notices.append)
     async with contextlib.AsyncExitStack() as stack:
