@@ -109,7 +109,8 @@ async def bootstrap(settings: AlerterSettings) -> Alerter:
             telemetry.published.set(relay.published)
             return render(telemetry.registry)
 
-        http = EmbeddedHttpServer(metrics_app("Chimera alerter", exposition), settings.metrics_host, settings.metrics_port)
+        http = EmbeddedHttpServer(metrics_app("Chimera alerter", exposition, streams.ready), settings.metrics_host,
+                                  settings.metrics_port)
         return Alerter(settings, pool, producer, relay, rules, streams, http, telemetry)
     except BaseException:
         await pool.close()

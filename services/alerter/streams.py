@@ -102,6 +102,9 @@ class AlerterStreams:
     async def stop(self) -> None:
         await self._runner.stop()
 
+    async def ready(self) -> bool:
+        return await self._runner.ready()
+
     # --- the input agents ------------------------------------------------------------------
 
     async def _snapshot_agent(self, stream: Any) -> None:

@@ -129,7 +129,10 @@ async def bootstrap(settings: NotifierSettings) -> Notifier:
         streams = NotifierStreams(settings, directory, telemetry, record_flushes=delivery_log.record_flushes,
                                   note_alerts=heard.note, dead_letters=DeadLetterProducer(producer, settings).send,
                                   flushed=dispatcher.poke)
-        http = EmbeddedHttpServer(metrics_app("Chimera notifier", lambda: generate_latest(telemetry.registry)),
+        async def ready() -> bool:
+            return directory.loaded and await streams.ready()
+
+        http = EmbeddedHttpServer(metrics_app("Chimera notifier", lambda: generate_latest(telemetry.registry), ready),
                                   settings.metrics_host, settings.metrics_port)
         return Notifier(settings, pool, producer, senders, directory, dispatcher, streams, http, telemetry)
     except BaseException:

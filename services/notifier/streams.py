@@ -96,6 +96,9 @@ class NotifierStreams:
     async def stop(self) -> None:
         await self._runner.stop()
 
+    async def ready(self) -> bool:
+        return await self._runner.ready()
+
     # --- chimera.alerts: check, note, route ----------------------------------------------
 
     async def _alert_agent(self, stream: Any) -> None:

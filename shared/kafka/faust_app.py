@@ -122,6 +122,14 @@ class FaustRunner:
                                     loglevel=self._log_level, override_logging=False)
         self._run = spawn(self._worker.start(), self._name)  # a crash is logged when it happens
 
+    async def ready(self) -> bool:
+        """The worker runs, no rebalance is under way and its tables are recovered: what it
+        holds is what it serves (for /readyz)."""
+        app = self.app
+        if self._worker is None or self.stopping or app.rebalancing or app.in_recovery:
+            return False
+        return bool(app.tables.recovery.completed.is_set())
+
     async def stop(self) -> None:
         """Safe to call twice."""
         self.stopping = True
