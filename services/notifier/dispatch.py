@@ -96,6 +96,9 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._random = random.Random()
+        # Dead notifications wait on the topic only after a verdict made them so (or one left by
+        # an earlier process): the outbox is read then, not on every idle pass.
+        self._dead_waiting = True
 
     async def start(self) -> None:
         if self._task is None:
@@ -147,7 +150,9 @@ class Dispatcher:
         await self._log.record_attempts(outcomes)
         for outcome in outcomes:
             self._observe(outcome)
-        await self._dead_letters()
+        self._dead_waiting = self._dead_waiting or any(o.verdict is Verdict.DEAD for o in outcomes)
+        if self._dead_waiting:
+            await self._dead_letters()
         return len(due)
 
     async def _send(self, due: DueDelivery) -> Outcome | None:
@@ -190,9 +195,10 @@ class Dispatcher:
 
     async def _dead_letters(self) -> None:
         dead = await self._log.undead(100)
-        if not dead:
-            return
-        records = [(str(d["idempotency_key"]).encode(), orjson.dumps(d)) for d in dead]
-        await self._publish_dead(records)
-        await self._log.mark_dead_lettered([int(d["id"]) for d in dead])
-        self._telemetry.dead_letters.inc(len(dead))
+        if dead:
+            records = [(str(d["idempotency_key"]).encode(), orjson.dumps(d)) for d in dead]
+            await self._publish_dead(records)  # Kafka away: raised, the flag stays, tried again next pass
+            await self._log.mark_dead_lettered([int(d["id"]) for d in dead])
+            self._telemetry.dead_letters.inc(len(dead))
+        if len(dead) < 100:
+            self._dead_waiting = False  # none left: read again after the next death

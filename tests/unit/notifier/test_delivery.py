@@ -188,3 +188,22 @@ async def test_dead_notifications_are_published_then_marked() -> None:
     await _dispatcher(log, FakeSender([]), {}, published).run_once()
     assert [key for key, _ in published[0]] == [b"g:1", b"g:2"]
     assert log.marked == [5, 6]
+
+
+async def test_the_dead_letter_outbox_is_read_again_only_after_a_death() -> None:
+    log = FakeLog([])
+    reads: list[int] = []
+    undead = log.undead
+
+    async def counted(limit: int) -> list[dict[str, Any]]:
+        reads.append(limit)
+        return await undead(limit)
+
+    log.undead = counted  # type: ignore[method-assign]
+    dispatcher = _dispatcher(log, FakeSender([_result(False, 400)]), {1: _destination()}, [])
+    await dispatcher.run_once()  # at start: what an earlier process left
+    await dispatcher.run_once()  # idle: not read
+    assert len(reads) == 1
+    log.due = [_due(1)]
+    await dispatcher.run_once()  # a 400: dead, so the outbox is read
+    assert len(reads) == 2
