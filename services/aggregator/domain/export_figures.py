@@ -11,9 +11,9 @@ Two clocks, on purpose:
   (`WindowAccumulator.totals` clamps an earlier query, and totals of different
   minutes cannot be added). `sum_totals` re-queries at the latest minute seen
   when another caller advanced some series past the requested one.
-- `live_at_ms` (liveness), per model: wall clock while its partition is caught
-  up, else its event-time watermark, so consumer lag cannot fake outages
-  (see liveness.py).
+- `live_at_ms` (liveness), per model: its event-time watermark while its
+  partition lags, so consumer lag cannot fake outages; caught up, the watermark
+  moved on by the wall time since it arrived (`liveness_time_ms`).
 """
 
 from __future__ import annotations
@@ -46,12 +46,28 @@ PoolActivity: TypeAlias = dict[str, tuple[int, int]]  # pool -> (active miners, 
 _IDENTITY = ("pool", "miner", "worker")
 
 
-def liveness_time_ms(now_ms: int, watermark_ms: int, records_behind: int | None) -> int:
-    """When to judge a partition's workers: wall clock if it is caught up (or its lag
-    is unknown), else its event-time watermark (never later than the wall clock)."""
-    if not records_behind or watermark_ms <= 0:
+def liveness_time_ms(
+    now_ms: int, watermark_ms: int, records_behind: int | None, arrival_ms: int | None = None
+) -> int:
+    """When to judge a partition's workers (never later than the wall clock).
+
+    - behind (records left to read) or lag not known yet: its event-time watermark,
+      so consumer lag cannot fake outages;
+    - caught up: the watermark moved on by the wall time since the record that
+      carried it arrived (`arrival_ms`, its Kafka timestamp). Live, the two are
+      the same moment and this is the wall clock; after a backfill of old event
+      time, the workers are judged at their own data's time and a silence counts
+      from the backfill's end, not from the start of the replayed hour;
+    - caught up and nothing read yet (an idle partition): the wall clock.
+    A timestamp ahead of the wall clock counts as arriving now.
+    """
+    if watermark_ms <= 0:
         return now_ms
-    return min(now_ms, watermark_ms)
+    if records_behind is None or records_behind > 0:
+        return min(now_ms, watermark_ms)
+    if arrival_ms is None:
+        return now_ms
+    return min(now_ms, watermark_ms + max(0, now_ms - arrival_ms))
 
 
 def common_as_of_ms(now_ms: int, watermarks_ms: Iterable[int], floor_ms: int = 0) -> int:

@@ -32,9 +32,11 @@ the disconnect (then it is back, even if its connect event was lost). A
 connected event counts as activity, so a worker is online right after
 connecting and until the ceiling passes with no share.
 
-Liveness is judged at a time the caller passes: the event-time watermark
-while the stream flows (consumer lag then cannot fake outages), wall clock
-when the stream is idle.
+Liveness is judged at a time the caller passes (export_figures.liveness_time_ms):
+the event-time watermark while the consumer lags (lag then cannot fake
+outages); caught up, the watermark moved on by the wall time since it arrived,
+which is the wall clock for a live stream and the data's own time after a
+backfill.
 """
 
 from __future__ import annotations

@@ -31,17 +31,25 @@ def model_of(*shares_: object) -> PoolAggregate:
 
 
 @pytest.mark.parametrize(
-    ("now", "watermark", "behind", "expected"),
+    ("now", "watermark", "behind", "arrival", "expected"),
     [
-        (1000, 400, None, 1000),  # lag unknown: wall clock
-        (1000, 400, 0, 1000),  # caught up: wall clock (an idle stream must age workers out)
-        (1000, 400, 25, 400),  # behind: event time, so lag cannot fake outages
-        (1000, 1500, 25, 1000),  # events stamped ahead: never later than the wall clock
-        (1000, 0, 25, 1000),  # no share seen yet
+        (1000, 400, None, None, 400),  # lag not known yet: event time, as if behind
+        (1000, 400, None, 900, 400),
+        (1000, 400, 25, 990, 400),  # behind: event time, so lag cannot fake outages
+        (1000, 1500, 25, 990, 1000),  # events stamped ahead: never later than the wall clock
+        (1000, 0, 25, None, 1000),  # no share seen yet
+        (1000, 0, 0, 900, 1000),
+        (1000, 400, 0, None, 1000),  # caught up, nothing read since start: an idle stream ages out
+        (1000, 990, 0, 990, 1000),  # live: the watermark arrived with its record, so wall clock
+        (1000, 400, 0, 990, 410),  # backfill just caught up: the data's own time
+        (1000, 400, 0, 100, 1000),  # ... and a silence since then counts in full
+        (1000, 400, 0, 700, 700),  # 300 ms idle after the backfill: 300 ms past its watermark
+        (1000, 400, 0, 5000, 400),  # arrival stamped ahead of the wall clock: counts as now
+        (1000, 1500, 0, 1000, 1000),  # events stamped ahead, caught up: the wall clock
     ],
 )
-def test_liveness_time(now: int, watermark: int, behind: int | None, expected: int) -> None:
-    assert liveness_time_ms(now, watermark, behind) == expected
+def test_liveness_time(now: int, watermark: int, behind: int | None, arrival: int | None, expected: int) -> None:
+    assert liveness_time_ms(now, watermark, behind, arrival) == expected
 
 
 def test_common_as_of_never_goes_back() -> None:

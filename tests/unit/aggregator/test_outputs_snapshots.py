@@ -13,6 +13,7 @@ from services.aggregator.domain.model import PoolAggregate
 from services.aggregator.errors import StoreError
 from services.aggregator.outputs.snapshot_stream import SnapshotPublisher, entity_key
 from shared.kafka.producer import ProduceError
+from shared.kafka.topics import Topic
 from shared.settings import ServiceSettings
 
 from .samples import MIN, T0_MS, miner_event, share
@@ -56,9 +57,13 @@ def publisher(clock: Clock, **kwargs: Any) -> tuple[SnapshotPublisher, Recording
     return pub, producer
 
 
-def feed(pub: SnapshotPublisher, model: PoolAggregate, shares: list[Any], partition: int = 0) -> None:
+def feed(pub: SnapshotPublisher, model: PoolAggregate, shares: list[Any], partition: int = 0, *,
+         arrival_ms: int | None = None, behind: int = 0) -> None:
+    """A batch as the pipeline hands it over: the model, its share results, the partition's
+    lag after it and the Kafka timestamp of its newest share record (None: not known)."""
     result = model.ingest_shares(shares)
-    pub.on_batch(BatchResult(partitions={partition: PartitionResult(model, shares=result)}))
+    pub.on_batch(BatchResult(partitions={partition: PartitionResult(model, shares=result, share_arrival_ms=arrival_ms)},
+                             consumer_lag={(Topic.SHARES, partition): behind}))
 
 
 FARM = [share(T0_MS + i * 1000, miner=f"m{i % 2}", worker=f"w{i % 3}", difficulty=2.0) for i in range(60)]
@@ -149,6 +154,31 @@ async def test_a_worker_that_stops_is_published_offline_without_any_event() -> N
     assert records[b"miner:main/m1"]["figures"]["online"] is False
     assert records[b"pool:main"]["figures"]["active_workers"] == 0
     assert (await pub.tick()).records["worker"] == 0  # not watched any more
+
+
+async def test_a_backfill_of_old_event_time_is_judged_at_its_own_time() -> None:
+    """An hour of old event time read in a burst (a node replaying what it held back, the
+    simulator's fast mode): its workers are not offline because their data is an hour old,
+    neither while the consumer lags nor once it has caught up; a silence after the
+    backfill then ages them out as it would live."""
+    backfill_end_ms = T0_MS + 60 * MIN
+    clock = Clock(backfill_end_ms + 30 * MIN)
+    pub, producer = publisher(clock)
+    model = PoolAggregate()
+    steady = [share(T0_MS + i * 10_000, worker="steady") for i in range(360)]  # one share per 10 s
+    feed(pub, model, steady[:180], arrival_ms=clock.ms, behind=180)
+    await pub.tick()
+    assert producer.last()[b"worker:main/m1/steady"]["figures"]["online"] is True  # lagging: event time
+    feed(pub, model, steady[180:], arrival_ms=clock.ms, behind=0)
+    await pub.tick()
+    assert producer.last()[b"worker:main/m1/steady"]["figures"]["online"] is True  # caught up
+    clock.ms += 60_000  # a minute of silence: well inside a 10 s worker's threshold
+    assert (await pub.tick()).records["worker"] == 0
+    clock.ms += 10 * MIN
+    await pub.tick()
+    records = producer.last()
+    assert records[b"worker:main/m1/steady"]["figures"]["online"] is False
+    assert records[b"pool:main"]["figures"]["active_workers"] == 0
 
 
 async def test_a_disconnect_is_published_at_once() -> None:
