@@ -19,7 +19,7 @@ Two clocks, on purpose:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from .accumulator import WindowAccumulator, WindowTotals
 from .blocks import LUCK_WINDOWS
@@ -29,8 +29,10 @@ from .model import PoolAggregate
 from .windows import DEFAULT_MULTIPLIER
 
 __all__ = [
+    "CATCHING_UP_AFTER_MS",
     "MinerKey",
     "PoolActivity",
+    "catching_up",
     "common_as_of_ms",
     "liveness_time_ms",
     "miner_figures",
@@ -68,6 +70,32 @@ def liveness_time_ms(
     if arrival_ms is None:
         return now_ms
     return min(now_ms, watermark_ms + max(0, now_ms - arrival_ms))
+
+
+# How far behind the wall clock a partition's data may be before its windows count as
+# incomplete. Five minutes, like the allowance for events stamped ahead: a node that batches,
+# or whose clock is a little slow, must not mute every windowed rule.
+CATCHING_UP_AFTER_MS: Final = 5 * 60_000
+
+
+def catching_up(now_ms: int, watermark_ms: int, records_behind: int | None, arrival_ms: int | None) -> bool:
+    """Whether a partition's window figures as of now still lack data that is on its way.
+
+    Windows are taken at the wall clock, so while the aggregator reads old event time
+    every miner there looks as if it had dropped; readers should not judge such figures.
+    True when the data is more than `CATCHING_UP_AFTER_MS` behind the wall clock and
+    either records are left to read (a restart's or an outage's lag, or the lag is not
+    known yet), or the newest records arrived lately but carry old event time (a node
+    replaying what it held back). A backfill that ended that long ago is over: what the
+    partition holds is then what there is.
+    """
+    if watermark_ms <= 0 or now_ms - watermark_ms <= CATCHING_UP_AFTER_MS:
+        return False
+    if records_behind is None or records_behind > 0:
+        return True
+    if arrival_ms is None:
+        return False
+    return now_ms - arrival_ms <= CATCHING_UP_AFTER_MS and arrival_ms - watermark_ms > CATCHING_UP_AFTER_MS
 
 
 def common_as_of_ms(now_ms: int, watermarks_ms: Iterable[int], floor_ms: int = 0) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from shared.kafka.topics import Topic
 
 from ..consume.results import BatchResult
-from ..domain.export_figures import common_as_of_ms, liveness_time_ms
+from ..domain.export_figures import catching_up, common_as_of_ms, liveness_time_ms
 from ..domain.model import PoolAggregate
 
 __all__ = ["ModelSet"]
@@ -50,6 +50,12 @@ class ModelSet:
             return now_ms
         return liveness_time_ms(now_ms, model.watermark_ms, self._behind.get(partition),
                                 self._arrival_ms.get(partition))
+
+    def catching_up(self, partition: int, now_ms: int) -> bool:
+        model = self.models.get(partition)
+        if model is None:
+            return False
+        return catching_up(now_ms, model.watermark_ms, self._behind.get(partition), self._arrival_ms.get(partition))
 
     def as_of_ms(self, now_ms: int) -> int:
         """Never earlier than a previous call: window figures do not go back in time."""

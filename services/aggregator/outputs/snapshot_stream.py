@@ -139,6 +139,7 @@ class SnapshotPublisher:
         self._workers_of: dict[MinerKey, set[str]] = {}
         self._watches: dict[int, DeadlineWatch[WorkerKey]] = {}
         self._ticks = 0
+        self._catching_up: dict[int, bool] = {}  # partition -> its windows lack data on its way (this tick)
         self._last_sweep_tick: int | None = None
         self._task = PeriodicTask("snapshot-publisher", self._tick_step, interval_s, run_at_start=False)
         self._connected = False
@@ -252,6 +253,7 @@ class SnapshotPublisher:
             self._last_sweep_tick = self._ticks
             report.sweep_started = True
         live_at = {p: self.models.live_at_ms(p, now_ms) for p in self.models.models}
+        self._catching_up = {p: self.models.catching_up(p, now_ms) for p in self.models.models}
         for partition, watch in self._watches.items():
             for key in watch.due(live_at.get(partition, now_ms)):
                 self._urgent[key] = partition
@@ -309,8 +311,10 @@ class SnapshotPublisher:
             models = [m for _, m in self.models.items()]
             activity = pool_activity((m, live_at.get(p, now_ms)) for p, m in self.models.items())
             by_pool = {pool: pool_figures_from_models(pool, models, as_of_ms, activity) for pool in pools_of(models)}
+        behind = any(self._catching_up.values())
         out = []
         for pool in sorted(by_pool):
+            by_pool[pool]["catching_up"] = behind
             out.append(self._record("pool", pool, now_ms, by_pool[pool]))
             report.records["pool"] += 1
         return out
@@ -329,6 +333,7 @@ class SnapshotPublisher:
                     del self._workers_of[(pool, miner)]
             return None
         figures = worker_figures(model, key, as_of_ms, live_at.get(partition, now_ms))
+        figures["catching_up"] = self._catching_up.get(partition, False)
         if figures["online"]:
             deadline = model.liveness.offline_deadline_ms(key)
             if deadline is not None:
@@ -346,6 +351,7 @@ class SnapshotPublisher:
         pool, miner = mk
         names = sorted(self._workers_of.get(mk, ()))
         figures = miner_figures(model, pool, miner, names, as_of_ms, live_at.get(partition, now_ms))
+        figures["catching_up"] = self._catching_up.get(partition, False)
         report.records["miner"] += 1
         return self._record("miner", pool, now_ms, figures, miner)
 

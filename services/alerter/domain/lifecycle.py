@@ -98,6 +98,8 @@ def observe(state: GroupState, reading: Reading, holds: bool | None, limit: floa
         return False
     if state.last is None or reading.at_ms >= state.last.at_ms:
         state.last = reading
+    if holds is None:  # no data: the series keeps what it last said, and may go stale
+        return True
     if holds:
         if known is not None or len(state.series) < MAX_SERIES:
             state.series[reading.series] = SeriesState(reading, holds, limit)

@@ -6,6 +6,8 @@ entity it describes, its labels, when it was computed (`at_ms`) and its
 figures. A rule takes `Reading`s from it: one per series it describes (a pool
 record carries one luck series per block count), with the value its window
 selects, the interval bounds beside it, and the baseline of a relative rule.
+A windowed reading of a record the aggregator marked `catching_up` has no
+value: no data, neither a breach nor a recovery.
 """
 
 from __future__ import annotations
@@ -87,6 +89,10 @@ def readings(rule: Rule, spec: MetricSpec, record: Record) -> list[Reading]:
             if selects(rule, labels):
                 out.append(Reading(f"{record.key}#{blocks}", labels, record.at_ms, _number(luck.get(blocks))))
         return out
+    if spec.windowed and figures.get("catching_up") is True:
+        # The aggregator is still reading old event time (a restart's lag, a node's backfill):
+        # windows taken now lack data that is on its way, so they say nothing yet.
+        return [Reading(record.key, record.labels, record.at_ms, None)]
     if spec.windowed:
         reading = Reading(
             record.key, record.labels, record.at_ms,

@@ -6,6 +6,7 @@ import pytest
 
 from services.aggregator.domain.accumulator import WindowAccumulator
 from services.aggregator.domain.export_figures import (
+    catching_up,
     common_as_of_ms,
     liveness_time_ms,
     miner_figures,
@@ -50,6 +51,30 @@ def model_of(*shares_: object) -> PoolAggregate:
 )
 def test_liveness_time(now: int, watermark: int, behind: int | None, arrival: int | None, expected: int) -> None:
     assert liveness_time_ms(now, watermark, behind, arrival) == expected
+
+
+MIN5 = 5 * 60_000
+NOW = 10 * 3_600_000
+
+
+@pytest.mark.parametrize(
+    ("watermark", "behind", "arrival", "expected"),
+    [
+        (NOW - 1_000, 0, NOW - 1_000, False),  # live
+        (NOW - 1_000, 5_000, NOW, False),  # live under load: a lag, but the data is recent
+        (NOW - MIN5, 5_000, NOW, False),  # exactly the allowance behind
+        (NOW - MIN5 - 1, 5_000, NOW, True),  # a restart's lag on old event time
+        (NOW - 3_600_000, None, None, True),  # lag not known yet, the data is an hour old
+        (NOW - 3_600_000, 0, None, False),  # caught up, nothing read since start: idle, what there is
+        (NOW - 3_600_000, 0, NOW - 2_000, True),  # a backfill arriving now
+        (NOW - 3_600_000, 0, NOW - MIN5 - 1, False),  # ... that ended over five minutes ago
+        (NOW - 3_600_000, 0, NOW - 3_600_000 + 90_000, False),  # an idle pool: data arrived when it happened
+        (NOW - 8 * 60_000, 0, NOW - 6 * 60_000, False),  # a node 2 min slow that went quiet
+        (0, None, None, False),  # no share yet
+    ],
+)
+def test_catching_up(watermark: int, behind: int | None, arrival: int | None, expected: bool) -> None:
+    assert catching_up(NOW, watermark, behind, arrival) is expected
 
 
 def test_common_as_of_never_goes_back() -> None:

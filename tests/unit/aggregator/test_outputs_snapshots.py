@@ -168,16 +168,23 @@ async def test_a_backfill_of_old_event_time_is_judged_at_its_own_time() -> None:
     steady = [share(T0_MS + i * 10_000, worker="steady") for i in range(360)]  # one share per 10 s
     feed(pub, model, steady[:180], arrival_ms=clock.ms, behind=180)
     await pub.tick()
-    assert producer.last()[b"worker:main/m1/steady"]["figures"]["online"] is True  # lagging: event time
+    figures = producer.last()[b"worker:main/m1/steady"]["figures"]
+    assert (figures["online"], figures["catching_up"]) == (True, True)  # lagging: event time
     feed(pub, model, steady[180:], arrival_ms=clock.ms, behind=0)
     await pub.tick()
-    assert producer.last()[b"worker:main/m1/steady"]["figures"]["online"] is True  # caught up
+    records = producer.last()
+    figures = records[b"worker:main/m1/steady"]["figures"]
+    # caught up, but on old event time that arrived just now: windows lack what may follow
+    assert (figures["online"], figures["catching_up"], records[b"pool:main"]["figures"]["catching_up"]) == (
+        True, True, True)
     clock.ms += 60_000  # a minute of silence: well inside a 10 s worker's threshold
     assert (await pub.tick()).records["worker"] == 0
     clock.ms += 10 * MIN
     await pub.tick()
     records = producer.last()
-    assert records[b"worker:main/m1/steady"]["figures"]["online"] is False
+    figures = records[b"worker:main/m1/steady"]["figures"]
+    # nothing came after the backfill: what the partition holds is what there is
+    assert (figures["online"], figures["catching_up"]) == (False, False)
     assert records[b"pool:main"]["figures"]["active_workers"] == 0
 
 
@@ -239,8 +246,8 @@ async def test_pool_records_come_from_the_database_when_it_answers() -> None:
     report = await pub.tick()
     assert report.records["pool"] == 2  # every pool the database knows, not only those held here
     records = producer.last()
-    assert records[b"pool:main"]["figures"] == {"hashrate": {"5m": 123.0}, "round_effort": 0.5}
-    assert records[b"pool:alt"]["figures"] == {"hashrate": {"5m": 1.0}}
+    assert records[b"pool:main"]["figures"] == {"hashrate": {"5m": 123.0}, "round_effort": 0.5, "catching_up": False}
+    assert records[b"pool:alt"]["figures"] == {"hashrate": {"5m": 1.0}, "catching_up": False}
     as_of, live_at = stored.calls[-1]
     assert as_of - as_of % MIN == T0_MS + MIN and live_at <= clock.ms
 

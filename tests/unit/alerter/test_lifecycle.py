@@ -162,6 +162,21 @@ def test_a_pool_relative_drop_fires_and_clears() -> None:
     assert groups.transitions[-1].limit == pytest.approx(70.0)
 
 
+def test_no_data_neither_starts_nor_ends_an_alert_and_a_long_silence_goes_stale() -> None:
+    """Readings without a value (here: the aggregator catching up on a backlog) leave the
+    group as it was; only the stale bound ends a firing alert that hears nothing else."""
+    drop = rule(metric="pool_total_hashrate", window="1h", relative_to="24h", operator="<", threshold=0.7)
+    groups = Groups(drop)
+    dropped = {"hashrate": {"1h": 10.0, "24h": 100.0}}
+    assert groups.feed(pool(T0_MS, catching_up=True, **dropped)) == []  # does not start one
+    assert [t.status for t in groups.feed(pool(T0_MS + MIN, **dropped))] == ["pending", "firing"]
+    recovered = {"hashrate": {"1h": 100.0, "24h": 100.0}}
+    assert groups.feed(pool(T0_MS + 2 * MIN, catching_up=True, **recovered)) == []  # nor ends it
+    assert groups.tick(T0_MS + MIN + STALE_MS) == []
+    (stopped,) = groups.tick(T0_MS + MIN + STALE_MS + 1)
+    assert (stopped.status, stopped.reason) == ("resolved", "data stopped")
+
+
 def test_observations_of_one_record_cover_only_the_rules_that_select_it() -> None:
     rules = [rule(id=i, labels={"miner": f"m{i}"}) for i in range(100)]
     index = RuleIndex.of((r, AGGREGATOR_METRICS[r.metric]) for r in rules)

@@ -111,6 +111,22 @@ def test_a_relative_rule_compares_with_its_own_longer_window() -> None:
         False, True, None]
 
 
+def test_windows_of_a_record_still_catching_up_say_nothing_and_liveness_still_counts() -> None:
+    """The aggregator reading a backfill or its own lag: windows taken now lack data on its
+    way, so a hashrate drop there is neither a breach nor a recovery."""
+    drop = rule(metric="pool_total_hashrate", operator="<", threshold=0.7, window="1h", relative_to="24h")
+    dropped = {"hashrate": {"1h": 10.0, "24h": 100.0}}
+    (behind,) = readings(drop, AGGREGATOR_METRICS["pool_total_hashrate"], pool(T0_MS, catching_up=True, **dropped))
+    (current,) = readings(drop, AGGREGATOR_METRICS["pool_total_hashrate"], pool(T0_MS, catching_up=False, **dropped))
+    assert (holds(drop, behind), holds(drop, current)) == (None, True)
+    slow = rule(metric="worker_hashrate", operator="<", threshold=80.0, window="1h", confidence=0.95)
+    (muted,) = readings(slow, AGGREGATOR_METRICS["worker_hashrate"],
+                        worker(T0_MS, hashrate=1.0, lower=0.0, upper=2.0, catching_up=True))
+    assert holds(slow, muted) is None
+    (online,) = readings(rule(), AGGREGATOR_METRICS["worker_online"], worker(T0_MS, online=False, catching_up=True))
+    assert holds(rule(), online) is True  # liveness is judged at the data's own time already
+
+
 def test_readings_of_each_figure_kind() -> None:
     record = worker(T0_MS, online=False, last_share_at_ms=T0_MS - 90_000)
     online = readings(rule(), AGGREGATOR_METRICS["worker_online"], record)
