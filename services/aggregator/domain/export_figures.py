@@ -73,9 +73,10 @@ def liveness_time_ms(
 
 
 # How far behind the wall clock a partition's data may be before its windows count as
-# incomplete. Five minutes, like the allowance for events stamped ahead: a node that batches,
-# or whose clock is a little slow, must not mute every windowed rule.
-CATCHING_UP_AFTER_MS: Final = 5 * 60_000
+# incomplete: longer than nodes batch events or NTP-kept clocks drift, shorter than a
+# quarter of the 15m window a drop rule would judge (a backfill's last minutes then cost a
+# healthy miner less than 15% of that window).
+CATCHING_UP_AFTER_MS: Final = 2 * 60_000
 
 
 def catching_up(now_ms: int, watermark_ms: int, records_behind: int | None, arrival_ms: int | None) -> bool:

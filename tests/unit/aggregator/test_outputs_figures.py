@@ -6,6 +6,7 @@ import pytest
 
 from services.aggregator.domain.accumulator import WindowAccumulator
 from services.aggregator.domain.export_figures import (
+    CATCHING_UP_AFTER_MS,
     catching_up,
     common_as_of_ms,
     liveness_time_ms,
@@ -53,7 +54,6 @@ def test_liveness_time(now: int, watermark: int, behind: int | None, arrival: in
     assert liveness_time_ms(now, watermark, behind, arrival) == expected
 
 
-MIN5 = 5 * 60_000
 NOW = 10 * 3_600_000
 
 
@@ -62,14 +62,14 @@ NOW = 10 * 3_600_000
     [
         (NOW - 1_000, 0, NOW - 1_000, False),  # live
         (NOW - 1_000, 5_000, NOW, False),  # live under load: a lag, but the data is recent
-        (NOW - MIN5, 5_000, NOW, False),  # exactly the allowance behind
-        (NOW - MIN5 - 1, 5_000, NOW, True),  # a restart's lag on old event time
+        (NOW - CATCHING_UP_AFTER_MS, 5_000, NOW, False),  # exactly the allowance behind
+        (NOW - CATCHING_UP_AFTER_MS - 1, 5_000, NOW, True),  # a restart's lag on old event time
         (NOW - 3_600_000, None, None, True),  # lag not known yet, the data is an hour old
         (NOW - 3_600_000, 0, None, False),  # caught up, nothing read since start: idle, what there is
         (NOW - 3_600_000, 0, NOW - 2_000, True),  # a backfill arriving now
-        (NOW - 3_600_000, 0, NOW - MIN5 - 1, False),  # ... that ended over five minutes ago
+        (NOW - 3_600_000, 0, NOW - CATCHING_UP_AFTER_MS - 1, False),  # ... that ended a while ago
         (NOW - 3_600_000, 0, NOW - 3_600_000 + 90_000, False),  # an idle pool: data arrived when it happened
-        (NOW - 8 * 60_000, 0, NOW - 6 * 60_000, False),  # a node 2 min slow that went quiet
+        (NOW - 8 * 60_000, 0, NOW - 7 * 60_000, False),  # a node a minute slow that went quiet
         (0, None, None, False),  # no share yet
     ],
 )
