@@ -68,6 +68,7 @@ def fold_partition(
         stamps = [ts for ts in map(_timestamp, records) if ts is not None]
         if stamps:
             last_ts[topic] = max(stamps)
+        shares_before = len(shares)
         for event in events:
             if event is None:
                 continue
@@ -78,6 +79,8 @@ def fold_partition(
                 blocks.append(event)  # type: ignore[arg-type]
             else:
                 miners.append(event)  # type: ignore[arg-type]
+        if len(shares) > shares_before and topic in last_ts:
+            model.share_arrival_ms = max(model.share_arrival_ms or 0, last_ts[topic])
 
     write = PartitionWrite(partition, watermark_ms=0)
     folded = Folded(write)

@@ -37,6 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from shared.kafka.consumer import ConsumeError, TopicPartition
+from shared.kafka.topics import Topic, topic_name
 
 from ..config import AggregatorSettings
 from ..domain.model import PoolAggregate
@@ -182,6 +183,8 @@ class Partitions:
         else:
             watermark = max((s.watermark_ms or 0) for s in stored.values())
             state.model = await self._rebuild(p, watermark)
+            shares = stored.get((topic_name(self._settings, Topic.SHARES), p))
+            state.model.share_arrival_ms = shares.last_record_ts_ms if shares is not None else None
             state.next_offsets = next_offsets
             self._stats.takeovers += 1
         for tp in tps:

@@ -59,8 +59,6 @@ class PartitionResult:
     shares: ShareBatchResult | None = None
     blocks: BlockBatchResult | None = None
     connections: Collection[WorkerKey] = ()  # workers with fresh connect/disconnect events
-    # Kafka timestamp of the newest share record folded: when the partition's watermark arrived
-    share_arrival_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -181,9 +179,7 @@ def batch_result(
             lags.append(wall_ms - f.newest_share_ms)
         model = models.get(p)
         if model is not None:
-            arrival = next((o.last_record_ts_ms for o in f.write.offsets
-                            if base_topic(o.topic, prefix) == Topic.SHARES), None)
-            partitions[p] = PartitionResult(model, f.shares, f.blocks, tuple(f.connections), arrival)
+            partitions[p] = PartitionResult(model, f.shares, f.blocks, tuple(f.connections))
     return BatchResult(
         partitions=partitions, received=received, duplicates=duplicates, dead_lettered=dead,
         late=late, too_late=too_late, batch_size=sum(received.values()), event_lag_ms=lags,

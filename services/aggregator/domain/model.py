@@ -79,6 +79,9 @@ class PoolAggregate:
         self.workers: WindowAccumulator[WorkerKey] = WindowAccumulator()
         self.pools: WindowAccumulator[str] = WindowAccumulator()
         self.watermark_ms = 0
+        # Broker timestamp of the newest share record folded: when the data that set the
+        # watermark arrived (None: not known). Liveness after a backfill counts from it.
+        self.share_arrival_ms: int | None = None
         self._max_lateness_ms = max_lateness_ms
         self._miner_workers: dict[tuple[str, str], list[str]] = {}
         self._assigned_difficulty: dict[WorkerKey, float] = {}

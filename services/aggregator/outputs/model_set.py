@@ -17,26 +17,21 @@ __all__ = ["ModelSet"]
 
 
 class ModelSet:
-    """The live models by partition, the share partitions' lag and newest arrival, and a
-    monotone as-of clock."""
+    """The live models by partition, the share partitions' lag, and a monotone as-of clock."""
 
-    __slots__ = ("_arrival_ms", "_as_of_ms", "_behind", "models")
+    __slots__ = ("_as_of_ms", "_behind", "models")
 
     def __init__(self) -> None:
         self.models: dict[int, PoolAggregate] = {}
         self._behind: dict[int, int] = {}
-        self._arrival_ms: dict[int, int] = {}
         self._as_of_ms = 0
 
     def update(self, batch: BatchResult) -> None:
         for partition, po in batch.partitions.items():
             self.models[partition] = po.model
-            if po.share_arrival_ms is not None:
-                self._arrival_ms[partition] = po.share_arrival_ms
         for partition in batch.revoked:
             self.models.pop(partition, None)
             self._behind.pop(partition, None)
-            self._arrival_ms.pop(partition, None)
         for (topic, partition), behind in (batch.consumer_lag or {}).items():
             if topic == Topic.SHARES:
                 self._behind[partition] = behind
@@ -48,14 +43,15 @@ class ModelSet:
         model = self.models.get(partition)
         if model is None:
             return now_ms
-        return liveness_time_ms(now_ms, model.watermark_ms, self._behind.get(partition),
-                                self._arrival_ms.get(partition))
+        # The model's watermark and arrival move together, in the fold; the lag is the one
+        # measured when the last batch was handed over.
+        return liveness_time_ms(now_ms, model.watermark_ms, self._behind.get(partition), model.share_arrival_ms)
 
     def catching_up(self, partition: int, now_ms: int) -> bool:
         model = self.models.get(partition)
         if model is None:
             return False
-        return catching_up(now_ms, model.watermark_ms, self._behind.get(partition), self._arrival_ms.get(partition))
+        return catching_up(now_ms, model.watermark_ms, self._behind.get(partition), model.share_arrival_ms)
 
     def as_of_ms(self, now_ms: int) -> int:
         """Never earlier than a previous call: window figures do not go back in time."""

@@ -73,7 +73,7 @@ async def test_stored_rules_are_the_packs_and_pass_check_rule(pool: asyncpg.Pool
         "worker_online", "==", 0.0, 300_000, ("pool", "miner", "worker"))
     drop = rules["miner hashrate drop"]
     assert (drop.window, drop.relative_to, drop.operator, drop.threshold, drop.confidence, drop.group_by) == (
-        "1h", "24h", "<", 0.5, 0.95, ("pool", "miner"))
+        "1h", "24h", "<", 0.7, 0.95, ("pool", "miner"))
     pool_drop = rules["pool hashrate drop"]
     assert (pool_drop.metric, pool_drop.severity, pool_drop.threshold) == ("pool_total_hashrate", "critical", 0.7)
     assert rules["no block for too long"].duration_ms == 30 * 60_000

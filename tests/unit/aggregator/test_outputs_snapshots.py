@@ -59,10 +59,12 @@ def publisher(clock: Clock, **kwargs: Any) -> tuple[SnapshotPublisher, Recording
 
 def feed(pub: SnapshotPublisher, model: PoolAggregate, shares: list[Any], partition: int = 0, *,
          arrival_ms: int | None = None, behind: int = 0) -> None:
-    """A batch as the pipeline hands it over: the model, its share results, the partition's
-    lag after it and the Kafka timestamp of its newest share record (None: not known)."""
+    """A batch as the pipeline folds and hands it over: the model (with the Kafka timestamp
+    of its newest share record, None: not known), its share results, the partition's lag."""
+    if arrival_ms is not None:
+        model.share_arrival_ms = arrival_ms
     result = model.ingest_shares(shares)
-    pub.on_batch(BatchResult(partitions={partition: PartitionResult(model, shares=result, share_arrival_ms=arrival_ms)},
+    pub.on_batch(BatchResult(partitions={partition: PartitionResult(model, shares=result)},
                              consumer_lag={(Topic.SHARES, partition): behind}))
 
 

@@ -68,6 +68,19 @@ def test_a_partitions_batch_becomes_deltas_offsets_blocks_and_liveness() -> None
     assert folded.connections == {("main", "m1", "w2")}
 
 
+def test_the_model_keeps_when_its_newest_share_arrived_and_no_other_topic_moves_it() -> None:
+    model = new_model(SETTINGS)
+    assert model.share_arrival_ms is None
+    fold_partition(model, 0, _items([record(share_json(T0_MS, event_id="a"), timestamp=NOW_MS + 5),
+                                     record(share_json(T0_MS + 1, event_id="b"), offset=1, timestamp=NOW_MS + 9)]),
+                   {"pool.shares": 0})
+    assert model.share_arrival_ms == NOW_MS + 9  # the broker's timestamp, not the event's
+    fold_partition(model, 0, _items([record(_block(T0_MS, "b1"), topic="pool.blocks", timestamp=NOW_MS + 50),
+                                     record(b"garbage", offset=2, timestamp=NOW_MS + 60)]),
+                   {"pool.shares": 2, "pool.blocks": 0})
+    assert model.share_arrival_ms == NOW_MS + 9  # a block, and a share record that is no share
+
+
 def test_too_late_shares_are_counted_not_written() -> None:
     model = new_model(SETTINGS)
     records = [record(share_json(T0_MS, event_id="now"), offset=0),
