@@ -1,4 +1,4 @@
-"""Deadlines of workers last published as online (pure).
+"""Deadlines of workers published or queued as online (pure).
 
 A worker that stops hashing sends nothing more, so nothing in the event stream
 says "publish me again". After publishing a worker as online, the snapshot
@@ -31,6 +31,9 @@ class DeadlineWatch(Generic[K]):
 
     def __len__(self) -> int:
         return len(self._deadlines)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._deadlines
 
     def watch(self, key: K, deadline_ms: int) -> None:
         """(Re)set the key's deadline."""

@@ -139,6 +139,25 @@ async def test_liveness_changes_jump_the_queue() -> None:
     assert len([k for k in records if k.startswith(b"worker:")]) == 2
 
 
+async def test_a_worker_that_stops_while_queued_jumps_the_queue_when_its_deadline_passes() -> None:
+    """More workers change than a tick may send: a worker never published yet that stops
+    is told offline as soon as its deadline passes, not when the queue reaches it."""
+    clock = Clock(T0_MS + MIN)
+    pub, producer = publisher(clock, max_records_per_tick=2, full_sweep_ticks=1000)
+    model = PoolAggregate()
+    busy = [share(T0_MS + i * 1000, miner="busy", worker=f"b{i % 40}") for i in range(40 * 60)]  # 40 min
+    feed(pub, model, busy + [share(T0_MS + i * 1000, worker="quiet") for i in range(3)])
+    deadline = model.liveness.offline_deadline_ms(("main", "m1", "quiet"))
+    assert deadline is not None and deadline < T0_MS + 40 * MIN
+    await pub.tick()  # sends 2 of 41 workers: busy ones came first, "quiet" is still queued
+    assert b"worker:main/m1/quiet" not in producer.last()
+    clock.ms = deadline + 1
+    await pub.tick()
+    records = producer.last()
+    assert records[b"worker:main/m1/quiet"]["figures"]["online"] is False
+    assert pub.pending > 30  # the queue did not get there by itself
+
+
 async def test_a_worker_that_stops_is_published_offline_without_any_event() -> None:
     clock = Clock(T0_MS + MIN)
     pub, producer = publisher(clock)
