@@ -32,9 +32,6 @@ class DeadlineWatch(Generic[K]):
     def __len__(self) -> int:
         return len(self._deadlines)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._deadlines
-
     def watch(self, key: K, deadline_ms: int) -> None:
         """(Re)set the key's deadline."""
         if self._deadlines.get(key) == deadline_ms:

@@ -212,10 +212,11 @@ class SnapshotPublisher:
         await self.tick()
 
     def _absorb(self) -> None:
-        """Index the workers noted since the last tick and queue them; watch the deadline of
-        each one not watched yet. The queue can be longer than many ticks' budget (more
-        workers changing than a tick may send): a worker that stops while it waits there
-        must still jump it when its deadline passes, even if it was never published."""
+        """Index the workers noted since the last tick, queue them and watch their deadlines
+        as they are now. The queue can be longer than many ticks' budget (more workers
+        changing than a tick may send): a worker that stops while it waits there must still
+        jump it when its deadline passes, even if it was never published. Watched again on
+        every change: a young worker's deadline shrinks from the ceiling as its rate shows."""
         workers_of = self._workers_of
         for changed in (self._new, self._urgent):
             for (pool, miner, worker) in changed:
@@ -225,12 +226,10 @@ class SnapshotPublisher:
                 names.add(worker)
         models, watches = self.models.models, self._watches
         for key, partition in self._new.items():
-            watch = watches.get(partition)
-            if watch is not None and key in watch:
-                continue
             model = models.get(partition)
             deadline = model.liveness.offline_deadline_ms(key) if model is not None else None
             if deadline is not None:
+                watch = watches.get(partition)
                 if watch is None:
                     watch = watches[partition] = DeadlineWatch()
                 watch.watch(key, deadline)

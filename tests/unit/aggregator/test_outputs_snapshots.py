@@ -147,10 +147,13 @@ async def test_a_worker_that_stops_while_queued_jumps_the_queue_when_its_deadlin
     model = PoolAggregate()
     busy = [share(T0_MS + i * 1000, miner="busy", worker=f"b{i % 40}") for i in range(40 * 60)]  # 40 min
     feed(pub, model, busy + [share(T0_MS + i * 1000, worker="quiet") for i in range(3)])
-    deadline = model.liveness.offline_deadline_ms(("main", "m1", "quiet"))
-    assert deadline is not None and deadline < T0_MS + 40 * MIN
+    young = model.liveness.offline_deadline_ms(("main", "m1", "quiet"))  # no rate yet: the ceiling
     await pub.tick()  # sends 2 of 41 workers: busy ones came first, "quiet" is still queued
     assert b"worker:main/m1/quiet" not in producer.last()
+    feed(pub, model, [share(T0_MS + 3_000 + i * 1000, worker="quiet") for i in range(120)])  # its rate shows
+    await pub.tick()
+    deadline = model.liveness.offline_deadline_ms(("main", "m1", "quiet"))
+    assert young is not None and deadline is not None and deadline < young
     clock.ms = deadline + 1
     await pub.tick()
     records = producer.last()
