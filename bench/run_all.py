@@ -3,10 +3,11 @@
     source .chimera/stack.env && .venv/bin/python bench/run_all.py [--quick] [--only NAME ...]
 
 Runs ingest, aggregator (with its bare-reader and no-outputs baselines), faust
-(the faust agent against the same bare reader), aggregator_takeover, alerter
-and notifier, one after the other: each is a process of its own, so a crash or
-a leak in one cannot bend another's figures, and on a small machine they must
-not share the cores. Each benchmark's final JSON line is collected and
+(the faust agent against the same bare reader), aggregator_takeover, alerter,
+notifier and e2e (the four services as processes), one after the other: each
+is a process of its own, so a crash or a leak in one cannot bend another's
+figures, and on a small machine they must not share the cores. Each
+benchmark's final JSON line is collected and
 written to bench/results/<date>.json, with a markdown table (figure, value,
 same-run baseline, ratio, sizes used) and the machine described to
 bench/results/<date>.md. A benchmark that fails is recorded as failed with
@@ -128,6 +129,27 @@ def _notifier_rows(r: Json) -> list[Row]:
     ]
 
 
+def _e2e_rows(r: Json) -> list[Row]:
+    base, a = r["rtt_baseline_ms"], r["alerting"]
+    rtt = "bare produce -> consume round trip"
+    rows: list[Row] = [
+        ("backfill: one share per worker folded", r["backfill"]["rate"], "shares/s", None, ""),
+        ("share -> minute row in PostgreSQL p50", r["share_to_postgres_ms"]["p50"], "ms", base["p50"], rtt + " p50"),
+        ("share -> minute row in PostgreSQL p99", r["share_to_postgres_ms"]["p99"], "ms", base["p99"], rtt + " p99"),
+        ("share -> aggregator /metrics p50", r["share_to_metrics_ms"]["p50"], "ms", base["p50"], rtt + " p50"),
+        ("share -> aggregator /metrics p99", r["share_to_metrics_ms"]["p99"], "ms", base["p99"], rtt + " p99"),
+        ("offline -> webhook beyond duration + group_wait p50", a["beyond_duration_group_wait_ms"]["p50"], "ms",
+         None, ""),
+        ("offline -> webhook beyond duration + group_wait p99", a["beyond_duration_group_wait_ms"]["p99"], "ms",
+         None, ""),
+        ("of which offline -> offline record on chimera.snapshots p99", a["condition_to_offline_snapshot_ms"]["p99"],
+         "ms", None, ""),
+    ]
+    rows += [(f"{name} RSS with {r['workers']:,} active workers", m["vm_rss_mib"], "MiB", None, "")
+             for name, m in r["memory"].items()]
+    return rows
+
+
 # The normal sizes are cut down from the benchmarks' own defaults so that the
 # whole run fits in about 15 minutes on a 2-core machine; the sizes go in the table.
 BENCHES: list[Bench] = [
@@ -146,6 +168,8 @@ BENCHES: list[Bench] = [
           ["--quick"], _alerter_rows, 1200),
     Bench("notifier", "notifier_bench.py", ["--alerts", "2000", "--probes", "50", "--groups", "10000"],
           ["--quick"], _notifier_rows, 900),
+    Bench("e2e", "e2e_bench.py", ["--miners", "10000", "--workers-per-miner", "10", "--probes", "100"],
+          ["--quick"], _e2e_rows, 600),
 ]
 
 
