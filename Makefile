@@ -1,28 +1,46 @@
 # Chimera Monitor: the commands people and CI use.
 #   make demo   set up everything and run the system until Ctrl-C
+#   make lock   regenerate requirements.lock (pinned dependencies with hashes)
 #   make test   the whole test suite (starts Kafka and PostgreSQL if needed)
 #   make up / make down / make status   the whole local stack in the background:
-#               Kafka, PostgreSQL and the four services
+#               Kafka, PostgreSQL, the four services, Prometheus, Alertmanager and the exporters
 #   make infra  Kafka and PostgreSQL alone (migrated, with their topics)
 #   make bench  every benchmark in bench/ (not part of make test), results in bench/results/
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Pinned dependencies with hashes (`make lock` rewrites it).
+LOCK := requirements.lock
+LOCK_VENV := $(VENV)/.pip-tools
+PIP_TOOLS := pip-tools==7.6.2
+LOCK_ARGS ?=
 # Where `chimera dev up` writes the endpoints: the state folder's stack.env.
 STACK_ENV := $(or $(CHIMERA_STATE_DIR),.chimera)/stack.env
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install infra up down status test unit bench demo schemas migrate topics retention clean
+.PHONY: install lock infra up down status test unit bench demo schemas migrate topics retention clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Every dependency (the test extra included) comes pinned, with its hashes, from
+# $(LOCK); the project itself is installed on top without resolving anything.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
+
+# Regenerate $(LOCK) from pyproject.toml (after changing a dependency there, or
+# to take newer versions: LOCK_ARGS=--upgrade). pip-tools lives in its own venv
+# inside $(VENV); hashes are the index's, so local find-links are left out.
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet $(PIP_TOOLS)
+	env -u PIP_FIND_LINKS $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+		--strip-extras --extra test --output-file $(LOCK) $(LOCK_ARGS) pyproject.toml
 
 # The tests and the demo need only these (the demo runs its own services; the
 # tests would share the machine's cores with four idle services).

@@ -31,7 +31,7 @@ def _print_parts(parts: Sequence[PartStatus]) -> None:
             state, pid = "stopped", ""
         else:
             state, pid = ("running" if part.ready else "running, not ready"), f"pid {part.pid}"
-        print(f"{part.name:<11}{state:<20}{pid:<12}{part.address}")
+        print(f"{part.name:<18}{state:<20}{pid:<12}{part.address}")
 
 
 def _dev(args: argparse.Namespace) -> int:

@@ -14,6 +14,16 @@ from chimera.services import SERVICES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
+# Prometheus, Alertmanager and the exporters (chimera/devstack/monitoring.py): name ->
+# (the variable that moves its port, its port by default). Alertmanager is not on its usual
+# 9093, which Kafka's controller has here.
+MONITOR_PORTS: dict[str, tuple[str, int]] = {
+    "postgres-exporter": ("CHIMERA_POSTGRES_EXPORTER_PORT", 9187),
+    "node-exporter": ("CHIMERA_NODE_EXPORTER_PORT", 9100),
+    "alertmanager": ("CHIMERA_ALERTMANAGER_PORT", 9095),
+    "prometheus": ("CHIMERA_PROMETHEUS_PORT", 9090),
+}
+
 
 class DevStackError(Exception):
     """The local stack cannot start or stop; `hint` says what the user can do about it."""
@@ -45,6 +55,11 @@ class DevStackConfig:
     kafka_pom: Path
     # Service name -> the port it serves on (the ingest's public API, the others' /metrics).
     service_ports: dict[str, int]
+    # Monitoring part -> its port (MONITOR_PORTS).
+    monitor_ports: dict[str, int]
+    # Prometheus's scrape and evaluation interval here ("" = the configuration's own): a
+    # test stack shortens it to see rates within seconds.
+    prometheus_interval: str = ""
 
     @classmethod
     def from_env(cls) -> DevStackConfig:
@@ -61,6 +76,8 @@ class DevStackConfig:
             service_ports={
                 spec.name: _int_env(f"CHIMERA_{spec.name.upper()}_PORT", spec.default_port) for spec in SERVICES
             },
+            monitor_ports={name: _int_env(variable, port) for name, (variable, port) in MONITOR_PORTS.items()},
+            prometheus_interval=os.environ.get("CHIMERA_PROMETHEUS_INTERVAL", ""),
         )
 
     @property

@@ -121,3 +121,18 @@ def apt_install(packages: Sequence[str], reason: str) -> None:
         done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
         if done.returncode != 0:
             raise DevStackError(f"`{' '.join(args)}` failed:\n{done.stderr[-2000:]}")
+
+
+def signal_group(pid: int, sig: signal.Signals) -> None:
+    """To the process's whole session group: whatever it started goes with it."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chimera.devstack.config import PROJECT_ROOT, DevStackConfig, DevStackError
-from chimera.devstack.processes import cmdline, pid_alive, port_free, read_pid, wait_until
+from chimera.devstack.processes import cmdline, pid_alive, port_free, read_pid, signal_group, tail, wait_until
 from chimera.services import PORT_VARIABLES, SERVICES, ServiceSpec
 
 READY_TIMEOUT_S = 120.0
@@ -138,7 +138,7 @@ def _wait_ready(services: Sequence[BackgroundService], timeout_s: float) -> None
         for service in list(waiting):
             if service.pid() is None:
                 raise DevStackError(f"{service.name} exited while starting; last lines of {service.log_path}:\n"
-                                    + _tail(service.log_path))
+                                    + tail(service.log_path))
             if service.ready():
                 waiting.remove(service)
         if waiting and time.monotonic() > deadline:
@@ -156,28 +156,13 @@ def stop_all(config: DevStackConfig, timeout_s: float = STOP_TIMEOUT_S) -> list[
     SIGKILL to what outlives `timeout_s`. Returns the names of those it stopped."""
     running = [(service, pid) for service in background_services(config) if (pid := service.pid()) is not None]
     for _, pid in running:
-        _signal_group(pid, signal.SIGTERM)
+        signal_group(pid, signal.SIGTERM)
     pids = [pid for _, pid in running]
     if not wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout_s):
         for pid in pids:
             if pid_alive(pid):
-                _signal_group(pid, signal.SIGKILL)
+                signal_group(pid, signal.SIGKILL)
         wait_until(lambda: not any(pid_alive(pid) for pid in pids), 10)
     for service in background_services(config):
         service.forget()
     return [service.name for service, _ in running]
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    # The whole session's group: whatever the service may have started goes with it.
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        return
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

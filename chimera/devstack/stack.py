@@ -1,8 +1,9 @@
 """The local stack as one unit: `up`, `ensure_up`, `down`, `status`.
 
 `up` is everything, in the background: Kafka and PostgreSQL, the migrations
-and topics, then the four services (chimera/devstack/services.py), returning
-when each answers its /readyz. `ensure_up` is Kafka and PostgreSQL alone, as
+and topics, then the four services (chimera/devstack/services.py), then
+Prometheus, Alertmanager and the PostgreSQL and host exporters
+(chimera/devstack/monitoring.py), returning when each answers. `ensure_up` is Kafka and PostgreSQL alone, as
 the tests need them. After a start the endpoints, and where the services
 answer, are written to `<state>/stack.env` (shell syntax) so that make
 targets, tests, the demo and people can find them.
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from chimera.devstack import services
+from chimera.devstack import monitoring, services
 from chimera.devstack.config import DevStackConfig, DevStackError
 from chimera.devstack.kafka import KafkaNode
 from chimera.devstack.postgres import PostgresNode
@@ -127,7 +130,14 @@ def up(config: DevStackConfig | None = None, *, with_services: bool = True) -> U
         stack = _infra_up(config)
         prepared = migrate_and_create_topics(stack.as_env())
         if with_services:
-            services.ensure_running(config, stack.as_env())
+            env = {**stack.as_env(), "PROMETHEUS_URL": _monitor_url(config, "prometheus")}
+            services.ensure_running(config, env)
+            urls = service_urls(config)
+            monitoring.start_monitoring(config, database_url=stack.database_url, ingest_url=urls["CHIMERA_API_URL"],
+                                        service_ports=config.service_ports, make_key=lambda: _ingest_key(env))
+            with config.endpoints_file.open("a") as out:
+                out.write(f"export PROMETHEUS_URL={env['PROMETHEUS_URL']}\n"
+                          f"export ALERTMANAGER_URL={_monitor_url(config, 'alertmanager')}\n")
         parts = status(config)
     wanted = [part for part in parts if with_services or part.name in INFRA]
     return UpReport(stack, [part.name for part in wanted if part.name not in before],
@@ -142,7 +152,7 @@ def down(config: DevStackConfig | None = None) -> list[str]:
         kafka, postgres = KafkaNode(config), PostgresNode(config)
         running = (("kafka", kafka.status().running), ("postgres", postgres.status().running))
         infra = [name for name, was_running in running if was_running]
-        stopped = services.stop_all(config)
+        stopped = monitoring.stop_monitoring(config) + services.stop_all(config)
         # Kafka before PostgreSQL: it has no dependency on PostgreSQL, but clients of both may.
         kafka.down()
         postgres.down()
@@ -163,4 +173,21 @@ def status(config: DevStackConfig | None = None) -> list[PartStatus]:
     for service in services.background_services(config):
         state = service.status()
         parts.append(PartStatus(state.name, state.running, state.pid, state.url, state.ready))
+    for part in monitoring.monitor_processes(config):
+        pid = part.pid()
+        parts.append(PartStatus(part.name, pid is not None, pid, part.url, pid is not None and part.ready()))
     return parts
+
+
+def _monitor_url(config: DevStackConfig, name: str) -> str:
+    return f"http://{monitoring.HOST}:{config.monitor_ports[name]}"
+
+
+def _ingest_key(env: dict[str, str]) -> str:
+    """An `ingest` key for Alertmanager's posts to the notifier's webhook input."""
+    done = subprocess.run([sys.executable, "-m", "chimera.cli", "keys", "create", "--scopes", "ingest",
+                           "--name", "alertmanager"], env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=60, check=False)
+    if done.returncode != 0:
+        raise DevStackError("making Alertmanager's API key failed", done.stderr.strip()[-500:])
+    return done.stdout.strip().splitlines()[-1]

@@ -2,12 +2,15 @@
 stack: its own state folder and ports, beside the stack the other tests use.
 
 One test walks the whole life of a stack, because starting it is the slow part:
-Kafka and PostgreSQL alone (`make infra`), then the services, a second `up` that
-changes nothing, a killed service started again, and a `down` that leaves no process.
+Kafka and PostgreSQL alone (`make infra`), then the services with Prometheus,
+Alertmanager and the exporters (every scrape target up, the API's PromQL
+pass-through answered by that Prometheus), a second `up` that changes nothing,
+a killed service started again, and a `down` that leaves no process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -24,7 +27,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from chimera.devstack import stack
-from chimera.devstack.config import PROJECT_ROOT, DevStackConfig, DevStackError
+from chimera.devstack.config import MONITOR_PORTS, PROJECT_ROOT, DevStackConfig, DevStackError
+from chimera.devstack.monitoring import MONITORS
 from chimera.devstack.processes import pid_alive, port_open, wait_until
 from chimera.devstack.services import BackgroundService
 from chimera.services import SERVICES
@@ -33,6 +37,7 @@ from tests.integration.conftest import free_port
 pytestmark = pytest.mark.integration
 
 SERVICE_NAMES = [spec.name for spec in SERVICES]
+MONITOR_NAMES = [spec.name for spec in MONITORS]
 
 
 @pytest.fixture
@@ -42,6 +47,7 @@ def private_config() -> Iterator[DevStackConfig]:
         DevStackConfig.from_env(), state_dir=state, kafka_port=free_port(), kafka_controller_port=free_port(),
         postgres_port=free_port(), kafka_heap="512m",
         service_ports={spec.name: free_port() for spec in SERVICES},
+        monitor_ports={name: free_port() for name in MONITOR_PORTS},
     )
     yield config
     stack.down(config)
@@ -59,6 +65,7 @@ def _env(config: DevStackConfig) -> dict[str, str]:
         "CHIMERA_KAFKA_HEAP": config.kafka_heap,
     }
     env.update({f"CHIMERA_{name.upper()}_PORT": str(port) for name, port in config.service_ports.items()})
+    env.update({MONITOR_PORTS[name][0]: str(port) for name, port in config.monitor_ports.items()})
     return env
 
 
@@ -111,11 +118,11 @@ async def test_up_status_restart_and_down(private_config: DevStackConfig) -> Non
     # `make up`: the four services join, each with its own port, ready when it returns.
     up = _chimera_dev(config, "up")
     assert up.returncode == 0, up.stderr
-    assert f"started: {', '.join(SERVICE_NAMES)}" in up.stdout
+    assert f"started: {', '.join(SERVICE_NAMES + MONITOR_NAMES)}" in up.stdout
     parts = {part.name: part for part in stack.status(config)}
     assert all(part.running and part.ready for part in parts.values()), parts
     assert (parts["kafka"].pid, parts["postgres"].pid) == infra_pids  # not started again
-    assert len({part.pid for part in parts.values()}) == 6
+    assert len({part.pid for part in parts.values()}) == 10
     endpoints = _read_env_file(config)
     api_port = config.service_ports["ingest"]
     assert endpoints["CHIMERA_API_URL"] == f"http://127.0.0.1:{api_port}"
@@ -129,6 +136,7 @@ async def test_up_status_restart_and_down(private_config: DevStackConfig) -> Non
     for name in SERVICE_NAMES:
         log = config.logs_dir / f"{name}.log"
         assert f"starting {name}" in log.read_text()
+    await _every_target_up_and_the_pass_through_answers(config, endpoints)
 
     # `make status` says the same, one line a part with its address.
     status = _chimera_dev(config, "status")
@@ -162,16 +170,54 @@ async def test_up_status_restart_and_down(private_config: DevStackConfig) -> Non
     # `make down`: nothing of it runs any more, nothing listens, nothing is left to find.
     down = _chimera_dev(config, "down")
     assert down.returncode == 0, down.stderr
-    assert f"stopped: {', '.join(SERVICE_NAMES)}, kafka, postgres" in down.stdout
+    assert f"stopped: {', '.join([*reversed(MONITOR_NAMES), *SERVICE_NAMES])}, kafka, postgres" in down.stdout
     every_pid = [pid for pid in (*after.values(), dead) if pid is not None]
-    assert len(every_pid) == 7
+    assert len(every_pid) == 11
     assert [pid for pid in every_pid if pid_alive(pid)] == []
-    ports = [config.kafka_port, config.postgres_port, *config.service_ports.values()]
+    ports = [config.kafka_port, config.postgres_port, *config.service_ports.values(), *config.monitor_ports.values()]
     assert [port for port in ports if port_open(port)] == []
     assert all(not part.running for part in stack.status(config))
     assert not config.endpoints_file.exists()
     assert list(config.run_dir.iterdir()) == []
     assert "nothing was running" in _chimera_dev(config, "down").stdout
+
+
+async def _every_target_up_and_the_pass_through_answers(config: DevStackConfig, endpoints: dict[str, str]) -> None:
+    """Prometheus scrapes every target of the project's configuration, rendered for this stack,
+    and the API's /api/query asks that Prometheus."""
+    prometheus = endpoints["PROMETHEUS_URL"]
+    assert prometheus == f"http://127.0.0.1:{config.monitor_ports['prometheus']}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        async def targets() -> dict[str, str]:
+            answer = (await client.get(f"{prometheus}/api/v1/targets")).json()
+            return {t["labels"]["job"]: t["health"] for t in answer["data"]["activeTargets"]}
+
+        for _ in range(120):  # the first scrape of each comes within one interval (15 s)
+            health = await targets()
+            if health and all(state == "up" for state in health.values()):
+                break
+            await asyncio.sleep(0.5)
+        assert set(health) == {"chimera-ingest", "chimera-aggregator", "chimera-alerter", "chimera-notifier",
+                               "postgres", "node", "prometheus"}, health
+        assert all(state == "up" for state in health.values()), health
+        for _ in range(150):  # each group's first evaluation comes within its interval (up to 30 s)
+            groups = (await client.get(f"{prometheus}/api/v1/rules")).json()["data"]["groups"]
+            health = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
+            if health and "unknown" not in health.values():
+                break
+            await asyncio.sleep(0.5)
+        assert len(health) > 40 and set(health.values()) == {"ok"}, health
+        managers = (await client.get(f"{prometheus}/api/v1/alertmanagers")).json()["data"]["activeAlertmanagers"]
+        assert [m["url"] for m in managers] == [
+            f"http://127.0.0.1:{config.monitor_ports['alertmanager']}/api/v2/alerts"]
+        key = subprocess.run([sys.executable, "-m", "chimera.cli", "keys", "create", "--scopes", "read",
+                              "--name", "whole-stack"],
+                             env={**_env(config), **endpoints}, capture_output=True, text=True, timeout=60,
+                             check=True).stdout.strip().splitlines()[-1]
+        answer = await client.get(f"{endpoints['CHIMERA_API_URL']}/api/query", params={"query": "up"},
+                                  headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200, answer.text
+        assert "chimera-aggregator" in answer.text
 
 
 def test_a_service_port_taken_is_reported(private_config: DevStackConfig) -> None:
