@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -25,7 +26,9 @@ from rich.live import Live
 from rich.text import Text
 
 from chimera.devstack.config import DevStackConfig, DevStackError
+from chimera.devstack.monitoring import start_monitoring, stop_monitoring
 from chimera.devstack.processes import port_open
+from chimera.devstack.stack import ingest_key
 from chimera.rules import load_pack, read_pack
 from chimera.services import SERVICES, ServiceProcess, runnable_services
 from chimera.simulate import HttpSink, PoolConfig, RealTime, RunReport, Scenario, SimulatedPool, run
@@ -156,6 +159,14 @@ async def run_demo(settings: IngestSettings) -> None:
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(httpx.AsyncClient(
             base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}))
+        config = DevStackConfig.from_env()
+        prometheus = f"http://127.0.0.1:{config.monitor_ports['prometheus']}"
+        os.environ["PROMETHEUS_URL"] = prometheus  # the services' PromQL pass-through asks it
+        monitors = await asyncio.to_thread(
+            start_monitoring, config, database_url=settings.database_url, ingest_url=base_url,
+            service_ports=config.service_ports, make_key=lambda: ingest_key(dict(os.environ)))
+        stack.callback(stop_monitoring, config, monitors)  # only what this demo started
+        console.print(f"Prometheus {prometheus}, Alertmanager http://127.0.0.1:{config.monitor_ports['alertmanager']}")
         services = await stack.enter_async_context(_services(log_dir))
         console.print(f"starting {', '.join(s.name for s in services)} (logs in {log_dir}) ...")
         await _wait_ready(client, services)

@@ -247,6 +247,8 @@ def _wait_ready(parts: list[MonitorProcess]) -> None:
             time.sleep(0.25)
 
 
-def stop_monitoring(config: DevStackConfig) -> list[str]:
-    """Prometheus first (it stops scraping), then the rest; the names of those that ran."""
-    return [part.name for part in reversed(monitor_processes(config)) if part.stop()]
+def stop_monitoring(config: DevStackConfig, names: Sequence[str] | None = None) -> list[str]:
+    """Prometheus first (it stops scraping), then the rest (or only `names`); the names of
+    those that ran."""
+    parts = [part for part in reversed(monitor_processes(config)) if names is None or part.name in names]
+    return [part.name for part in parts if part.stop()]

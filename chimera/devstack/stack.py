@@ -15,7 +15,7 @@ import fcntl
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +134,7 @@ def up(config: DevStackConfig | None = None, *, with_services: bool = True) -> U
             services.ensure_running(config, env)
             urls = service_urls(config)
             monitoring.start_monitoring(config, database_url=stack.database_url, ingest_url=urls["CHIMERA_API_URL"],
-                                        service_ports=config.service_ports, make_key=lambda: _ingest_key(env))
+                                        service_ports=config.service_ports, make_key=lambda: ingest_key(env))
             with config.endpoints_file.open("a") as out:
                 out.write(f"export PROMETHEUS_URL={env['PROMETHEUS_URL']}\n"
                           f"export ALERTMANAGER_URL={_monitor_url(config, 'alertmanager')}\n")
@@ -183,7 +183,7 @@ def _monitor_url(config: DevStackConfig, name: str) -> str:
     return f"http://{monitoring.HOST}:{config.monitor_ports[name]}"
 
 
-def _ingest_key(env: dict[str, str]) -> str:
+def ingest_key(env: Mapping[str, str]) -> str:
     """An `ingest` key for Alertmanager's posts to the notifier's webhook input."""
     done = subprocess.run([sys.executable, "-m", "chimera.cli", "keys", "create", "--scopes", "ingest",
                            "--name", "alertmanager"], env={**os.environ, **env}, capture_output=True, text=True,

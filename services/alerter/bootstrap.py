@@ -15,6 +15,7 @@ from shared.db.pool import create_pool
 from shared.http.embedded import EmbeddedHttpServer
 from shared.http.metrics_app import metrics_app
 from shared.kafka.deadletter import DeadLetterProducer
+from shared.kafka.faust_app import own_topics
 from shared.kafka.producer import EventProducer
 from shared.kafka.topics import ensure_topics
 from shared.lifecycle import StartedParts
@@ -65,7 +66,8 @@ class Alerter:
 
     async def start(self) -> None:
         try:
-            await ensure_topics(self.settings)
+            # its own topics too: faust's first assignment would ignore them while missing
+            await ensure_topics(self.settings, extra=own_topics(self.streams.app, self.settings.kafka_topic_partitions))
             await self._parts.start((self.producer, self.relay))
             await self.rules.load()
             await self._parts.start((self.streams, self.http))

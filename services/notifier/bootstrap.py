@@ -18,6 +18,7 @@ from shared.db.pool import create_pool
 from shared.http.embedded import EmbeddedHttpServer
 from shared.http.metrics_app import metrics_app
 from shared.kafka.deadletter import DeadLetterProducer
+from shared.kafka.faust_app import own_topics
 from shared.kafka.producer import EventProducer, OutgoingRecord
 from shared.kafka.topics import Topic, ensure_topics, topic_name
 from shared.lifecycle import StartedParts
@@ -75,7 +76,8 @@ class Notifier:
 
     async def start(self) -> None:
         try:
-            await ensure_topics(self.settings)
+            # its own topics too: faust's first assignment would ignore them while missing
+            await ensure_topics(self.settings, extra=own_topics(self.streams.app, self.settings.kafka_topic_partitions))
             await self._parts.start((self.producer, self.senders))
             await self.directory.reload()  # no record is routed before the channels are known
             await self._parts.start((self.dispatcher, self.streams, self.http))

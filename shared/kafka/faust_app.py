@@ -23,7 +23,7 @@ from shared.backoff import Backoff
 from shared.db.errors import DATABASE_ERRORS
 from shared.kafka.deadletter import DeadLetter
 from shared.kafka.options import KafkaClientError, client_options
-from shared.kafka.topics import topic_name
+from shared.kafka.topics import TopicSpec, topic_name
 from shared.settings import ServiceSettings
 
 __all__ = ["TICK", "TRANSIENT", "FaustRunner", "broker_credentials", "dead_letter", "make_app", "send_ticks",
@@ -94,6 +94,23 @@ def make_app(settings: ServiceSettings, *, app_id: str, data_dir: Path, session_
         broker_credentials=broker_credentials(settings), broker_commit_interval=0.5, producer_linger_ms=1,
         broker_session_timeout=session_timeout_s, broker_heartbeat_interval=min(3.0, session_timeout_s / 3),
     )
+
+
+def own_topics(app: faust.App, partitions: int) -> list[TopicSpec]:
+    """The app's own topics: its internal ones and its tables' changelogs (compacted), to create
+    before the worker starts. faust declares them itself only after the group's first
+    assignment, and that assignment ignores topics the broker does not know yet: on a fresh
+    cluster the agents reading them got no partition until some later rebalance."""
+    # The agents' channels: the app's topics are collected only as its agents start.
+    channels = [agent.channel for agent in app.agents.values()]
+    specs = [TopicSpec(name, channel.partitions or partitions)
+             for channel in channels if getattr(channel, "internal", False)
+             for name in channel.topics]
+    for table in app.tables.values():
+        changelog = table.changelog_topic
+        specs.append(TopicSpec(changelog.get_topic_name(), changelog.partitions or partitions,
+                               {"cleanup.policy": "compact"}))
+    return specs
 
 
 class _Worker(faust.Worker):  # type: ignore[misc]  # faust is untyped

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,8 +95,10 @@ def topic_specs(settings: ServiceSettings) -> list[TopicSpec]:
     ]
 
 
-async def ensure_topics(settings: ServiceSettings, *, timeout_ms: int = 30_000) -> list[str]:
-    """Create the catalogue's missing topics; return the names this call created.
+async def ensure_topics(settings: ServiceSettings, *, extra: Sequence[TopicSpec] = (),
+                        timeout_ms: int = 30_000) -> list[str]:
+    """Create the catalogue's missing topics (and `extra`, a service's own); return the names
+    this call created.
 
     Asks the broker to create every topic and treats TOPIC_ALREADY_EXISTS as
     success, which also covers another process creating the same topic at the
@@ -104,7 +107,7 @@ async def ensure_topics(settings: ServiceSettings, *, timeout_ms: int = 30_000) 
     topic, so producers and consumers started next find them; raises
     TopicError (retriable) if that takes longer than `timeout_ms`.
     """
-    specs = topic_specs(settings)
+    specs = [*topic_specs(settings), *extra]
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=timeout_ms)
     try:
         async with asyncio.timeout(timeout_ms / 1000):

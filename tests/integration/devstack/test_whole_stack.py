@@ -33,6 +33,7 @@ from chimera.devstack.processes import pid_alive, port_open, wait_until
 from chimera.devstack.services import BackgroundService
 from chimera.services import SERVICES
 from tests.integration.conftest import free_port
+from tests.integration.deploy import live_checks
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def private_config() -> Iterator[DevStackConfig]:
         DevStackConfig.from_env(), state_dir=state, kafka_port=free_port(), kafka_controller_port=free_port(),
         postgres_port=free_port(), kafka_heap="512m",
         service_ports={spec.name: free_port() for spec in SERVICES},
-        monitor_ports={name: free_port() for name in MONITOR_PORTS},
+        monitor_ports={name: free_port() for name in MONITOR_PORTS}, prometheus_interval="2s",
     )
     yield config
     stack.down(config)
@@ -63,6 +64,10 @@ def _env(config: DevStackConfig) -> dict[str, str]:
         "CHIMERA_KAFKA_CONTROLLER_PORT": str(config.kafka_controller_port),
         "CHIMERA_PG_PORT": str(config.postgres_port),
         "CHIMERA_KAFKA_HEAP": config.kafka_heap,
+        "CHIMERA_PROMETHEUS_INTERVAL": config.prometheus_interval,
+        # The exporter ranks its miners each 5 s, not each minute: their share counters
+        # start at that ranking, and the live checks want them counting within seconds.
+        "EXPORTER_RANK_INTERVAL_S": "5",
     }
     env.update({f"CHIMERA_{name.upper()}_PORT": str(port) for name, port in config.service_ports.items()})
     env.update({MONITOR_PORTS[name][0]: str(port) for name, port in config.monitor_ports.items()})
@@ -218,6 +223,19 @@ async def _every_target_up_and_the_pass_through_answers(config: DevStackConfig, 
                                   headers={"Authorization": f"Bearer {key}"})
         assert answer.status_code == 200, answer.text
         assert "chimera-aggregator" in answer.text
+
+    # Live data: every recording rule and every dashboard panel's PromQL returns some.
+    await live_checks.drive({**_env(config), **endpoints}, seconds=40)
+    empty_rules: list[str] = []
+    empty_panels: list[tuple[str, str]] = []
+    for _ in range(60):  # the rule groups evaluate every 15-30 s
+        empty_rules = await live_checks.empty_recording_rules(prometheus)
+        empty_panels = await live_checks.empty_panel_queries(prometheus)
+        if not empty_rules and not empty_panels:
+            break
+        await asyncio.sleep(1)
+    assert empty_rules == [], empty_rules
+    assert empty_panels == [], empty_panels
 
 
 def test_a_service_port_taken_is_reported(private_config: DevStackConfig) -> None:
