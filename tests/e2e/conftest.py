@@ -52,6 +52,16 @@ def _delete_topics(env: dict[str, str]) -> None:
         pool.submit(asyncio.run, delete_topics(settings)).result(timeout=60)
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, and SIGKILL if it is still there after `timeout_s`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture
 def live_service_env() -> dict[str, str]:
     """Settings a test module adds to the live service's environment (override to tune)."""
@@ -95,10 +105,5 @@ def live_service(endpoints: Endpoints, topic_prefix: str, db_schema: str,
             time.sleep(0.1)
         yield LiveService(base_url, token, process.pid, port)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s=30)
         _delete_topics(env)

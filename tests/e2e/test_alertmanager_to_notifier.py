@@ -26,6 +26,7 @@ import yaml
 from chimera.devstack.monitoring import ALERTMANAGER_CONFIG, render_alertmanager_config
 from chimera.devstack.monitoring_bins import ensure_monitoring_binaries
 from tests.conftest import Endpoints
+from tests.e2e.conftest import stop_process
 from tests.integration.ingest.conftest import make_settings as ingest_settings
 from tests.integration.ingest.conftest import serve
 from tests.integration.notifier.receivers import HttpReceiver
@@ -77,12 +78,7 @@ async def alertmanager(config: Path, data: Path) -> AsyncIterator[str]:
                 raise AssertionError("Alertmanager did not become ready")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s=15)
 
 
 async def test_a_prometheus_alert_reaches_a_channel_through_alertmanager_and_resolves(
