@@ -34,6 +34,7 @@ import yaml
 from chimera.devstack.config import MONITOR_PORTS, PROJECT_ROOT, DevStackConfig, DevStackError
 from chimera.devstack.monitoring_bins import MonitoringBinaries, ensure_monitoring_binaries
 from chimera.devstack.processes import cmdline, pid_alive, port_free, read_pid, signal_group, tail, wait_until
+from chimera.services import SERVICES
 
 __all__ = ["MONITORS", "MonitorProcess", "monitor_processes", "render_alertmanager_config",
            "render_prometheus_config", "start_monitoring", "stop_monitoring"]
@@ -196,12 +197,11 @@ def start_monitoring(config: DevStackConfig, *, database_url: str, ingest_url: s
     parts = {p.name: p for p in monitor_processes(config)}
     key_file = parts["alertmanager"].data_dir / "api-key"
     if not key_file.exists():
+        key = make_key()  # first: a failure must not leave an empty key file behind
         key_file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(make_key())
-    from chimera.services import SERVICES
-
+            out.write(key)
     defaults = {spec.default_port: service_ports[spec.name] for spec in SERVICES}
     defaults |= {DEFAULT_PORTS[name]: part.port for name, part in parts.items()}
     prometheus_yml = parts["prometheus"].data_dir / "prometheus.yml"
