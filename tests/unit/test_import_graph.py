@@ -24,7 +24,7 @@ ROOT: Final = Path(__file__).resolve().parents[2]
 PACKAGES: Final = ("services", "shared")
 # shared/ modules a domain may import: definitions and arithmetic, no I/O.
 PURE_SHARED: Final = frozenset({"shared.access", "shared.events", "shared.hashrate", "shared.metric_envelopes",
-                              "shared.labels", "shared.text", "shared.durations"})
+                              "shared.labels", "shared.text", "shared.durations", "shared.confidence"})
 
 
 def module_name(path: Path) -> str:

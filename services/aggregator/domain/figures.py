@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from shared.confidence import hashrate_interval
+
 from .accumulator import WindowTotals
-from .confidence import hashrate_interval
 from .windows import (
     DEFAULT_MULTIPLIER,
     WINDOWS,

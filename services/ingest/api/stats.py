@@ -54,6 +54,9 @@ _WINDOWS_DOC: Final = (
 
 class PoolStatsOut(BaseModel):
     hashrate: dict[Window, float]
+    shares: dict[Window, int]
+    hashrate_lower: dict[Window, float]
+    hashrate_upper: dict[Window, float | None]
     shares_per_second: float
     active_miners: int
     active_workers: int
@@ -67,6 +70,9 @@ class WorkerStatsOut(BaseModel):
     online: bool
     last_share_at: datetime | None
     hashrate: dict[Window, float]
+    shares: dict[Window, int]
+    hashrate_lower: dict[Window, float]
+    hashrate_upper: dict[Window, float | None]
     accepted: int
     rejected: int
     stale: int
@@ -76,6 +82,9 @@ class WorkerStatsOut(BaseModel):
 class MinerStatsOut(BaseModel):
     miner: str
     hashrate: dict[Window, float]
+    shares: dict[Window, int]
+    hashrate_lower: dict[Window, float]
+    hashrate_upper: dict[Window, float | None]
     efficiency: float | None
     workers: list[WorkerStatsOut]
 

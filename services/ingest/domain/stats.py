@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal, TypeAlias
 
+from shared.confidence import hashrate_interval
 from shared.hashrate import WINDOWS_MS
 from shared.hashrate import efficiency as contract_efficiency
 from shared.hashrate import hashrate_hs as contract_hashrate_hs
@@ -128,6 +129,33 @@ def hashrates(totals: Totals, multiplier: float) -> dict[str, float]:
             for name, seconds in WINDOWS_S.items()}
 
 
+@dataclass(frozen=True)
+class Intervals:
+    """Beside each window's hashrate: the accepted shares behind it and its 95% interval."""
+
+    shares: dict[str, int]
+    hashrate_lower: dict[str, float]
+    hashrate_upper: dict[str, float | None]
+
+
+def intervals(totals: Totals, multiplier: float) -> Intervals:
+    """Garwood's interval per window (shared/confidence.py, as the aggregator's snapshots).
+    A window without shares is scaled by the mean accepted difficulty of the longest window
+    that has some; with none at all its upper bound is unknown (None)."""
+    longest = next((t for name in reversed(list(WINDOWS_S)) if (t := _get(totals, name)).accepted > 0), None)
+    mean = longest.difficulty / longest.accepted if longest is not None else None
+    shares: dict[str, int] = {}
+    lower: dict[str, float] = {}
+    upper: dict[str, float | None] = {}
+    for name, seconds in WINDOWS_S.items():
+        t = _get(totals, name)
+        per_share = None if mean is None else hashrate_hs(mean, seconds, multiplier)
+        shares[name] = t.accepted
+        lower[name], upper[name] = hashrate_interval(hashrate_hs(t.difficulty, seconds, multiplier), t.accepted,
+                                                     per_share)
+    return Intervals(shares, lower, upper)
+
+
 def window_efficiency(totals: Totals) -> float | None:
     t = _get(totals, EFFICIENCY_WINDOW)
     return efficiency(t.accepted, t.rejected, t.stale)
@@ -136,6 +164,9 @@ def window_efficiency(totals: Totals) -> float | None:
 @dataclass(frozen=True)
 class PoolStats:
     hashrate: dict[str, float]
+    shares: dict[str, int]
+    hashrate_lower: dict[str, float]
+    hashrate_upper: dict[str, float | None]
     shares_per_second: float
     active_miners: int
     active_workers: int
@@ -146,8 +177,12 @@ class PoolStats:
 
 def pool_stats(totals: Totals, *, active_miners: int, active_workers: int, blocks_found: int,
                as_of: datetime, multiplier: float) -> PoolStats:
+    bounds = intervals(totals, multiplier)
     return PoolStats(
         hashrate=hashrates(totals, multiplier),
+        shares=bounds.shares,
+        hashrate_lower=bounds.hashrate_lower,
+        hashrate_upper=bounds.hashrate_upper,
         shares_per_second=_get(totals, SHARES_RATE_WINDOW).shares / WINDOWS_S[SHARES_RATE_WINDOW],
         active_miners=active_miners,
         active_workers=active_workers,
@@ -174,6 +209,9 @@ class WorkerStats:
     online: bool
     last_share_at: datetime | None
     hashrate: dict[str, float]
+    shares: dict[str, int]
+    hashrate_lower: dict[str, float]
+    hashrate_upper: dict[str, float | None]
     accepted: int
     rejected: int
     stale: int
@@ -184,6 +222,9 @@ class WorkerStats:
 class MinerStats:
     miner: str
     hashrate: dict[str, float]
+    shares: dict[str, int]
+    hashrate_lower: dict[str, float]
+    hashrate_upper: dict[str, float | None]
     efficiency: float | None
     workers: list[WorkerStats]
 
@@ -198,17 +239,23 @@ def miner_stats(miner: str, workers: Sequence[WorkerTotals], *, now: datetime,
         for name in WINDOWS_S:
             combined[name] = combined[name] + _get(w.totals, name)
         t = _get(w.totals, WORKER_TOTALS_WINDOW)
+        bounds = intervals(w.totals, multiplier)
         out.append(WorkerStats(
             worker=w.worker,
             online=is_online(w.last_share_at, now, w.offline_after),
             last_share_at=w.last_share_at,
             hashrate=hashrates(w.totals, multiplier),
+            shares=bounds.shares,
+            hashrate_lower=bounds.hashrate_lower,
+            hashrate_upper=bounds.hashrate_upper,
             accepted=t.accepted,
             rejected=t.rejected,
             stale=t.stale,
             best_difficulty=w.best_difficulty,
         ))
-    return MinerStats(miner=miner, hashrate=hashrates(combined, multiplier),
+    bounds = intervals(combined, multiplier)
+    return MinerStats(miner=miner, hashrate=hashrates(combined, multiplier), shares=bounds.shares,
+                      hashrate_lower=bounds.hashrate_lower, hashrate_upper=bounds.hashrate_upper,
                       efficiency=window_efficiency(combined), workers=out)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from shared.confidence import poisson_interval
 from tests.integration.ingest.conftest import Api
 
 pytestmark = pytest.mark.integration
@@ -69,7 +70,9 @@ async def get(api: Api, path: str, **params: str) -> Any:
 async def test_pool_stats_are_empty_figures_without_data(module_api: Api) -> None:
     m = await current_minute()
     body = await get(module_api, "/api/pool/stats", pool="empty-pool")
-    assert body == {"hashrate": dict.fromkeys(WINDOWS, 0.0), "shares_per_second": 0.0, "active_miners": 0,
+    assert body == {"hashrate": dict.fromkeys(WINDOWS, 0.0), "shares": dict.fromkeys(WINDOWS, 0),
+                    "hashrate_lower": dict.fromkeys(WINDOWS, 0.0), "hashrate_upper": dict.fromkeys(WINDOWS),
+                    "shares_per_second": 0.0, "active_miners": 0,
                     "active_workers": 0, "efficiency": None, "blocks_found": 0, "as_of": iso(m)}
     default_pool = await get(module_api, "/api/pool/stats")  # pool=main by default
     assert default_pool["hashrate"] == dict.fromkeys(WINDOWS, 0.0)
@@ -135,10 +138,18 @@ async def test_miner_stats_exact_figures(module_api: Api) -> None:
                                 "1h": (30 + 90 + 12) * T32 / 3600, "24h": (30 + 90 + 12) * T32 / 86_400}
     assert body["efficiency"] == (3 + 9 + 2) / (4 + 10 + 4)
     rig0, rig1 = body["workers"]  # "old" has no row in the last 24 hours
+    assert body["shares"] == {"1m": 3, "5m": 3, "15m": 5, "1h": 14, "24h": 14}
+    bounds = (body["hashrate_lower"], body["hashrate"], body["hashrate_upper"])
+    assert all(lo <= rate <= hi for lo, rate, hi in (tuple(b[w] for b in bounds) for w in WINDOWS))
+    intervals = {key: rig0.pop(key) for key in ("shares", "hashrate_lower", "hashrate_upper")}
     assert rig0 == {"worker": "rig0", "online": False, "last_share_at": iso(m - 5 * minute - timedelta(seconds=1)),
                     "hashrate": {"1m": 0.0, "5m": 0.0, "15m": 12 * T32 / 900, "1h": 12 * T32 / 3600,
                                  "24h": 12 * T32 / 86_400},
                     "accepted": 2, "rejected": 2, "stale": 0, "best_difficulty": 50.0}
+    # no share in its last 5 minutes: bounded by its mean share (12 / 2) over that window
+    assert intervals["shares"] == {"1m": 0, "5m": 0, "15m": 2, "1h": 2, "24h": 2}
+    assert intervals["hashrate_lower"]["5m"] == 0.0
+    assert intervals["hashrate_upper"]["5m"] == pytest.approx(poisson_interval(0)[1] * 6 * T32 / 300)
     assert rig1["worker"] == "rig1" and rig1["online"] is True
     assert rig1["hashrate"]["1m"] == 30 * T32 / 60 and rig1["hashrate"]["1h"] == 120 * T32 / 3600
     assert (rig1["accepted"], rig1["rejected"], rig1["stale"], rig1["best_difficulty"]) == (12, 1, 1, 900.0)
@@ -150,7 +161,9 @@ async def test_known_miner_without_recent_rows_has_empty_figures(module_api: Api
     m = await current_minute()
     await insert_worker_minute(db, name, "sleepy", "rig1", m - timedelta(days=3), difficulty=1, accepted=1)
     body = await get(module_api, "/api/miners/sleepy/stats", pool=name)
-    assert body == {"miner": "sleepy", "hashrate": dict.fromkeys(WINDOWS, 0.0), "efficiency": None, "workers": []}
+    assert body == {"miner": "sleepy", "hashrate": dict.fromkeys(WINDOWS, 0.0), "shares": dict.fromkeys(WINDOWS, 0),
+                    "hashrate_lower": dict.fromkeys(WINDOWS, 0.0), "hashrate_upper": dict.fromkeys(WINDOWS),
+                    "efficiency": None, "workers": []}
 
 
 async def test_unknown_miner_is_404(module_api: Api) -> None:

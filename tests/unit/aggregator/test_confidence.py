@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from services.aggregator.domain.confidence import (
+from shared.confidence import (
     EXACT_LIMIT,
     chi2_ppf,
     gamma_p,

@@ -24,10 +24,10 @@ import random
 
 import pytest
 
-from services.aggregator.domain.confidence import hashrate_interval
 from services.alerter.domain.catalogue import AGGREGATOR_METRICS
 from services.alerter.domain.evaluate import evaluate_rule
 from services.alerter.domain.lifecycle import GroupState, Transition, observe, step
+from shared.confidence import hashrate_interval
 
 from .samples import MIN, T0_MS, rule, worker
 

@@ -24,6 +24,7 @@ from services.ingest.domain.stats import (
     step_floor,
     window_starts,
 )
+from shared.confidence import poisson_interval
 
 pytestmark = pytest.mark.unit
 
@@ -107,6 +108,29 @@ def test_pool_stats_from_window_totals() -> None:
     assert stats.shares_per_second == 30 / 300  # every status counts, over 5 minutes
     assert stats.efficiency == 900 / 1000  # over 24 hours
     assert (stats.active_miners, stats.active_workers, stats.blocks_found, stats.as_of) == (3, 7, 2, M)
+
+
+def test_every_hashrate_by_window_carries_its_shares_and_the_snapshots_interval() -> None:
+    """The same Garwood interval as the aggregator's snapshot figures (shared/confidence.py);
+    a window without shares is bounded by the mean share of the longest window with some."""
+    totals = {"1m": WindowTotals(0, 0, 0, 0), "5m": WindowTotals(300, 30, 0, 0), "24h": WindowTotals(8640, 900, 0, 0)}
+    stats = pool_stats(totals, active_miners=1, active_workers=1, blocks_found=0, as_of=M, multiplier=T32)
+    assert stats.shares == {"1m": 0, "5m": 30, "15m": 0, "1h": 0, "24h": 900}
+    for window, seconds in WINDOWS_S.items():
+        n = stats.shares[window]
+        lower, upper = poisson_interval(n)
+        if n:
+            per_share = stats.hashrate[window] / n
+        else:
+            per_share = (8640 / 900) * T32 / seconds  # mean accepted difficulty of the 24h window
+        assert stats.hashrate_lower[window] == pytest.approx(lower * per_share if n else 0.0)
+        assert stats.hashrate_upper[window] == pytest.approx(upper * per_share)
+        assert stats.hashrate_lower[window] <= stats.hashrate[window] <= stats.hashrate_upper[window]  # type: ignore[operator]
+    empty = pool_stats({}, active_miners=0, active_workers=0, blocks_found=0, as_of=M, multiplier=T32)
+    assert empty.hashrate_upper == dict.fromkeys(WINDOWS_S)  # no share ever: no scale to bound by
+    rig = WorkerTotals("rig", {"5m": WindowTotals(300, 30, 0, 0)})
+    miner = miner_stats("alice", [rig], now=NOW, multiplier=T32)
+    assert (miner.shares, miner.hashrate_upper) == (miner.workers[0].shares, miner.workers[0].hashrate_upper)
 
 
 def test_pool_stats_without_data_are_the_empty_figures() -> None:

@@ -19,7 +19,7 @@ from chimera.simulate import (
     SimulatedPool,
     VardiffConfig,
 )
-from services.aggregator.domain.confidence import hashrate_interval
+from shared.confidence import hashrate_interval
 from shared.events import decode_batch
 from shared.hashrate import hashrate_hs
 from tests.unit.simulate.helpers import (
