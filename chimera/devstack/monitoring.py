@@ -18,12 +18,10 @@ clustering (9094) is switched off for a single node.
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +31,16 @@ import yaml
 
 from chimera.devstack.config import MONITOR_PORTS, PROJECT_ROOT, DevStackConfig, DevStackError
 from chimera.devstack.monitoring_bins import MonitoringBinaries, ensure_monitoring_binaries
-from chimera.devstack.processes import cmdline, pid_alive, port_free, read_pid, signal_group, tail, wait_until
+from chimera.devstack.processes import (
+    answers_200,
+    cmdline,
+    pid_alive,
+    port_free,
+    read_pid,
+    signal_group,
+    tail,
+    wait_until,
+)
 from chimera.services import SERVICES
 
 __all__ = ["MONITORS", "MonitorProcess", "monitor_processes", "render_alertmanager_config",
@@ -95,11 +102,7 @@ class MonitorProcess:
         return pid is not None and pid_alive(pid)
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}{self.spec.ready_path}", timeout=2) as response:
-                return int(response.status) == 200
-        except (OSError, http.client.HTTPException):
-            return False
+        return answers_200(f"{self.url}{self.spec.ready_path}")
 
     def start(self, command: Sequence[str], env: Mapping[str, str]) -> int:
         if not port_free(self.port, HOST):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -136,3 +138,13 @@ def tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def answers_200(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether a GET of `url` answers 200. Refused, reset, timed out, 503 (HTTPError is an
+    OSError): all mean not ready yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return int(response.status) == 200
+    except (OSError, http.client.HTTPException):
+        return False

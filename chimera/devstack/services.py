@@ -10,19 +10,26 @@ recycled pid, or the same service of another stack, is never taken for ours.
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from chimera.devstack.config import PROJECT_ROOT, DevStackConfig, DevStackError
-from chimera.devstack.processes import cmdline, pid_alive, port_free, read_pid, signal_group, tail, wait_until
+from chimera.devstack.processes import (
+    answers_200,
+    cmdline,
+    pid_alive,
+    port_free,
+    read_pid,
+    signal_group,
+    tail,
+    wait_until,
+)
 from chimera.services import PORT_VARIABLES, SERVICES, ServiceSpec
 
 READY_TIMEOUT_S = 120.0
@@ -69,12 +76,7 @@ class BackgroundService:
         return f"CHIMERA_STATE_DIR={self._config.state_dir}".encode() in environ
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/readyz", timeout=PROBE_TIMEOUT_S) as response:
-                return int(response.status) == 200
-        # Refused, reset, timed out, 503 (HTTPError is an OSError): all mean not ready yet.
-        except (OSError, http.client.HTTPException):
-            return False
+        return answers_200(f"{self.url}/readyz", PROBE_TIMEOUT_S)
 
     def status(self) -> ServiceStatus:
         pid = self.pid()

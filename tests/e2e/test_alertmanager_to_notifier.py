@@ -12,7 +12,6 @@ file's.
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from chimera.devstack.monitoring import ALERTMANAGER_CONFIG, render_alertmanager
 from chimera.devstack.monitoring_bins import ensure_monitoring_binaries
 from tests.conftest import Endpoints
 from tests.e2e.conftest import stop_process
+from tests.integration.conftest import free_port
 from tests.integration.ingest.conftest import make_settings as ingest_settings
 from tests.integration.ingest.conftest import serve
 from tests.integration.notifier.receivers import HttpReceiver
@@ -34,12 +34,6 @@ from tests.integration.notifier.service import notifier_settings, until
 from tests.integration.notifier.service import running as notifying
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_the_project_alertmanager_config_passes_amtool(tmp_path: Path) -> None:
@@ -57,7 +51,7 @@ def test_the_project_alertmanager_config_passes_amtool(tmp_path: Path) -> None:
 @asynccontextmanager
 async def alertmanager(config: Path, data: Path) -> AsyncIterator[str]:
     """Debian's Alertmanager on a free port, single node; yields its URL."""
-    port = _free_port()
+    port = free_port()
     binary = ensure_monitoring_binaries().alertmanager
     process = subprocess.Popen(
         [str(binary), f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
@@ -87,7 +81,7 @@ async def test_a_prometheus_alert_reaches_a_channel_through_alertmanager_and_res
     monkeypatch.setenv("NOTIFIER_ALLOWED_NETWORKS", "127.0.0.0/8,::1")
     notifier = await notifier_settings(endpoints, topic_prefix, db_schema, tmp_path)
     monkeypatch.setenv("NOTIFIER_SECRET_KEYS", notifier.notifier_secret_keys.get_secret_value())  # type: ignore[union-attr]
-    api_settings = ingest_settings(endpoints, topic_prefix, db_schema, http_port=_free_port())
+    api_settings = ingest_settings(endpoints, topic_prefix, db_schema, http_port=free_port())
     async with HttpReceiver() as receiver:
         async for api in serve(api_settings):
             admin = await api.headers("admin", "read")

@@ -138,10 +138,11 @@ class Intervals:
     hashrate_upper: dict[str, float | None]
 
 
-def intervals(totals: Totals, multiplier: float) -> Intervals:
+def intervals(totals: Totals, rates: Mapping[str, float], multiplier: float) -> Intervals:
     """Garwood's interval per window (shared/confidence.py, as the aggregator's snapshots).
     A window without shares is scaled by the mean accepted difficulty of the longest window
-    that has some; with none at all its upper bound is unknown (None)."""
+    that has some; with none at all its upper bound is unknown (None). `rates`: the
+    windows' hashrates (`hashrates`)."""
     longest = next((t for name in reversed(list(WINDOWS_S)) if (t := _get(totals, name)).accepted > 0), None)
     mean = longest.difficulty / longest.accepted if longest is not None else None
     shares: dict[str, int] = {}
@@ -151,8 +152,7 @@ def intervals(totals: Totals, multiplier: float) -> Intervals:
         t = _get(totals, name)
         per_share = None if mean is None else hashrate_hs(mean, seconds, multiplier)
         shares[name] = t.accepted
-        lower[name], upper[name] = hashrate_interval(hashrate_hs(t.difficulty, seconds, multiplier), t.accepted,
-                                                     per_share)
+        lower[name], upper[name] = hashrate_interval(rates[name], t.accepted, per_share)
     return Intervals(shares, lower, upper)
 
 
@@ -177,9 +177,10 @@ class PoolStats:
 
 def pool_stats(totals: Totals, *, active_miners: int, active_workers: int, blocks_found: int,
                as_of: datetime, multiplier: float) -> PoolStats:
-    bounds = intervals(totals, multiplier)
+    rates = hashrates(totals, multiplier)
+    bounds = intervals(totals, rates, multiplier)
     return PoolStats(
-        hashrate=hashrates(totals, multiplier),
+        hashrate=rates,
         shares=bounds.shares,
         hashrate_lower=bounds.hashrate_lower,
         hashrate_upper=bounds.hashrate_upper,
@@ -239,12 +240,13 @@ def miner_stats(miner: str, workers: Sequence[WorkerTotals], *, now: datetime,
         for name in WINDOWS_S:
             combined[name] = combined[name] + _get(w.totals, name)
         t = _get(w.totals, WORKER_TOTALS_WINDOW)
-        bounds = intervals(w.totals, multiplier)
+        rates = hashrates(w.totals, multiplier)
+        bounds = intervals(w.totals, rates, multiplier)
         out.append(WorkerStats(
             worker=w.worker,
             online=is_online(w.last_share_at, now, w.offline_after),
             last_share_at=w.last_share_at,
-            hashrate=hashrates(w.totals, multiplier),
+            hashrate=rates,
             shares=bounds.shares,
             hashrate_lower=bounds.hashrate_lower,
             hashrate_upper=bounds.hashrate_upper,
@@ -253,8 +255,9 @@ def miner_stats(miner: str, workers: Sequence[WorkerTotals], *, now: datetime,
             stale=t.stale,
             best_difficulty=w.best_difficulty,
         ))
-    bounds = intervals(combined, multiplier)
-    return MinerStats(miner=miner, hashrate=hashrates(combined, multiplier), shares=bounds.shares,
+    rates = hashrates(combined, multiplier)
+    bounds = intervals(combined, rates, multiplier)
+    return MinerStats(miner=miner, hashrate=rates, shares=bounds.shares,
                       hashrate_lower=bounds.hashrate_lower, hashrate_upper=bounds.hashrate_upper,
                       efficiency=window_efficiency(combined), workers=out)
 

@@ -33,7 +33,8 @@ RECORDING_RULES = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" 
 LIVE_VALUES = {**SAMPLE_VALUES, "miner": "m1"}  # the simulator's miners are m1, m2, ...
 
 
-def _chimera(env: Mapping[str, str], *args: str) -> str:
+def chimera_cli(env: Mapping[str, str], *args: str) -> str:
+    """`chimera ARGS` with `env` over this process's environment; its last output line."""
     done = subprocess.run([sys.executable, "-m", "chimera.cli", *args], env={**os.environ, **env},
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -43,8 +44,8 @@ def _chimera(env: Mapping[str, str], *args: str) -> str:
 async def drive(env: Mapping[str, str], seconds: float) -> None:
     """Everything a recording rule or a panel reads, happening in `seconds` of real time."""
     api, am = env["CHIMERA_API_URL"], env["ALERTMANAGER_URL"]
-    key = _chimera(env, "keys", "create", "--scopes", "ingest,read,admin", "--name", "live-checks")
-    slow = _chimera(env, "keys", "create", "--scopes", "read", "--name", "slow", "--rate-limit", "1")
+    key = chimera_cli(env, "keys", "create", "--scopes", "ingest,read,admin", "--name", "live-checks")
+    slow = chimera_cli(env, "keys", "create", "--scopes", "read", "--name", "slow", "--rate-limit", "1")
     simulator = subprocess.Popen(
         [sys.executable, "-m", "chimera.cli", "simulate", "--url", api, "--key", key, "--speed", "realtime",
          "--span", f"{int(seconds)}s", "--miners", "6", "--block-every", "20s", "--seed", "13"],

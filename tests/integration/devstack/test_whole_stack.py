@@ -215,10 +215,8 @@ async def _every_target_up_and_the_pass_through_answers(config: DevStackConfig, 
         managers = (await client.get(f"{prometheus}/api/v1/alertmanagers")).json()["data"]["activeAlertmanagers"]
         assert [m["url"] for m in managers] == [
             f"http://127.0.0.1:{config.monitor_ports['alertmanager']}/api/v2/alerts"]
-        key = subprocess.run([sys.executable, "-m", "chimera.cli", "keys", "create", "--scopes", "read",
-                              "--name", "whole-stack"],
-                             env={**_env(config), **endpoints}, capture_output=True, text=True, timeout=60,
-                             check=True).stdout.strip().splitlines()[-1]
+        key = live_checks.chimera_cli({**_env(config), **endpoints}, "keys", "create", "--scopes", "read",
+                                      "--name", "whole-stack")
         answer = await client.get(f"{endpoints['CHIMERA_API_URL']}/api/query", params={"query": "up"},
                                   headers={"Authorization": f"Bearer {key}"})
         assert answer.status_code == 200, answer.text
