@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["DEFAULT_MULTIPLIER", "WINDOWS_MS", "efficiency", "hashrate_hs"]
+__all__ = ["DEFAULT_MULTIPLIER", "LUCK_WINDOWS", "WINDOWS_MS", "efficiency", "hashrate_hs"]
 
 DEFAULT_MULTIPLIER: Final = 2.0**32  # SHA-256d: hashes per unit of difficulty
+# Luck is reported over the pool's last n blocks, for each n here.
+LUCK_WINDOWS: Final = (64, 128, 256)
 
 _MINUTE_MS: Final = 60_000
 WINDOWS_MS: Final[dict[str, int]] = {

@@ -34,6 +34,7 @@ __all__ = [
 class MergedWrite:
     worker_deltas: dict[WorkerMinuteKey, MinuteStats] = field(default_factory=dict)
     pool_deltas: dict[PoolMinuteKey, MinuteStats] = field(default_factory=dict)
+    pool_activity: dict[PoolMinuteKey, list[int]] = field(default_factory=dict)
     blocks: dict[str, tuple[BlockRecord, int]] = field(default_factory=dict)  # hash -> (record, partition)
     workers: dict[WorkerKey, WorkerStatusRow] = field(default_factory=dict)
     offsets: list[tuple[OffsetMove, int]] = field(default_factory=list)  # (move, watermark_ms)
@@ -54,6 +55,10 @@ def merge_writes(writes: Iterable[PartitionWrite]) -> MergedWrite:
     for w in writes:
         _gather(out.worker_deltas, w.worker_deltas)
         _gather(out.pool_deltas, w.pool_deltas)
+        for key, (miners, workers) in w.pool_activity.items():
+            counts = out.pool_activity.setdefault(key, [0, 0])
+            counts[0] += miners
+            counts[1] += workers
         for block_hash, record in w.blocks.items():
             out.blocks[block_hash] = (record, w.partition)
         for row in w.workers:
@@ -75,15 +80,20 @@ def minute_columns(deltas: Mapping[WorkerMinuteKey, MinuteStats]) -> tuple[list,
     )
 
 
-def pool_columns(deltas: Mapping[PoolMinuteKey, MinuteStats]) -> tuple[list, ...]:  # type: ignore[type-arg]
-    """pool_metrics columns: pool, minute_ms, accepted, rejected, stale,
-    difficulty_accepted, best_difficulty, blocks_found."""
-    keys = sorted(deltas)
-    rows = [deltas[k] for k in keys]
+def pool_columns(deltas: Mapping[PoolMinuteKey, MinuteStats],
+                 activity: Mapping[PoolMinuteKey, list[int]]) -> tuple[list, ...]:  # type: ignore[type-arg]
+    """pool_metrics columns: pool, minute_ms, accepted, rejected, stale, difficulty_accepted,
+    best_difficulty, blocks_found, active_miners, active_workers (a minute may carry activity alone:
+    shares make the nine minutes after theirs active too)."""
+    keys = sorted(deltas.keys() | activity.keys())
+    none = MinuteStats()
+    rows = [deltas.get(k, none) for k in keys]
+    counts = [activity.get(k, (0, 0)) for k in keys]
     return (
         [k[0] for k in keys], [k[1] for k in keys],
         [r.accepted for r in rows], [r.rejected for r in rows], [r.stale for r in rows],
         [r.difficulty_accepted for r in rows], [r.best_seen for r in rows], [r.blocks_found for r in rows],
+        [c[0] for c in counts], [c[1] for c in counts],
     )
 
 
@@ -102,13 +112,14 @@ def block_columns(blocks: Mapping[str, tuple[BlockRecord, int]]) -> tuple[list, 
 
 def worker_columns(rows: Mapping[WorkerKey, WorkerStatusRow]) -> tuple[list, ...]:  # type: ignore[type-arg]
     """worker_status columns: pool, miner, worker, last_share_ms, offline_after_ms,
-    connected, connected_ms, connections (JSON text), source_partition."""
-    cols: tuple[list, ...] = tuple([] for _ in range(9))  # type: ignore[type-arg]
+    connected, connected_ms, connections (JSON text), source_partition, active_base_ms, active_minutes."""
+    cols: tuple[list, ...] = tuple([] for _ in range(11))  # type: ignore[type-arg]
     for key in sorted(rows):
         r = rows[key]
         connections = orjson.dumps({n: [ts, c] for n, (ts, c) in r.connections.items()}).decode()
+        base_ms, minutes = r.activity if r.activity is not None else (None, None)
         for col, value in zip(cols, (r.pool, r.miner, r.worker, r.last_share_ms, r.offline_after_ms,
-                                     r.connected, r.connected_ms, connections, r.partition)):
+                                     r.connected, r.connected_ms, connections, r.partition, base_ms, minutes)):
             col.append(value)
     return cols
 

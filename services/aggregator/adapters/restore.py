@@ -31,7 +31,7 @@ _MS: Final = "(extract(epoch FROM {}) * 1000)::bigint"
 _WORKERS: Final = f"""
 SELECT pool, miner, worker, {_MS.format("last_share_at")} AS last_ms,
        {_MS.format("offline_after")} AS offline_ms, connected,
-       {_MS.format("connected_at")} AS connected_ms, connections
+       {_MS.format("connected_at")} AS connected_ms, connections, active_base_ms, active_minutes
 FROM worker_status WHERE source_partition = $1
 """
 
@@ -80,6 +80,7 @@ async def load_restore(
         out.workers.append(WorkerStatusRow(
             r["pool"], r["miner"], r["worker"], r["last_ms"], r["offline_ms"], r["connected"],
             r["connected_ms"], nodes, partition,
+            None if r["active_minutes"] is None else (r["active_base_ms"], bytes(r["active_minutes"])),
         ))
     if watermark_ms > 0 and out.workers:
         rows = await conn.fetch(

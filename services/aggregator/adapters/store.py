@@ -42,8 +42,8 @@ from .restore import load_restore
 
 __all__ = ["AggregatorStore"]
 
-# The whole batch in one statement (migration 0006): one round trip, one transaction.
-_WRITE: Final = f"SELECT chimera_aggregator_write({', '.join(f'${i}' for i in range(1, 49))})"  # 48 arguments
+# The whole batch in one statement (migrations 0006, 0013): one round trip, one transaction.
+_WRITE: Final = f"SELECT chimera_aggregator_write({', '.join(f'${i}' for i in range(1, 53))})"  # 52 arguments
 
 
 class AggregatorStore:
@@ -72,7 +72,7 @@ class AggregatorStore:
             while remaining:
                 merged = merge_writes(remaining)
                 args = (*claim_columns(remaining), *minute_columns(merged.worker_deltas),
-                        *pool_columns(merged.pool_deltas), *block_columns(merged.blocks),
+                        *pool_columns(merged.pool_deltas, merged.pool_activity), *block_columns(merged.blocks),
                         *worker_columns(merged.workers), *offset_columns(merged.offsets))
                 journals = [(w.partition, kind, j) for w in remaining for kind, j in w.id_journals.items()]
                 async with conn.transaction():
@@ -83,7 +83,7 @@ class AggregatorStore:
                         await conn.execute(DELETE_SQL, self.group, *expired)
                 if not stale:
                     outcome.rows = {"miner_metrics": len(merged.worker_deltas),
-                                    "pool_metrics": len(merged.pool_deltas),
+                                    "pool_metrics": len(merged.pool_deltas.keys() | merged.pool_activity.keys()),
                                     "blocks": len(merged.blocks), "worker_status": len(merged.workers),
                                     "aggregator_event_ids": len(journals)}
                     break

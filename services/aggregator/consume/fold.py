@@ -89,6 +89,7 @@ def fold_partition(
         result = folded.shares = model.ingest_shares(shares)
         write.worker_deltas = result.worker_deltas
         write.pool_deltas = result.pool_deltas
+        write.pool_activity = result.activity
         touched.update((p, m, w) for p, m, w, _ in result.worker_deltas)
         folded.newest_share_ms = max(s.ts_ms for s in shares)
     if blocks:
@@ -107,7 +108,7 @@ def fold_partition(
     write.watermark_ms = model.watermark_ms
     write.id_journals = model.dedup.take_journals()
     write.claims = {(topic, partition): offset for topic, offset in expected.items()}
-    write.workers = worker_status_rows(model.liveness, sorted(touched), partition)
+    write.workers = worker_status_rows(model.liveness, model.activity, sorted(touched), partition)
     write.offsets = [
         OffsetMove(topic, partition, expected[topic], next_offset, last_ts.get(topic))
         for topic, next_offset in sorted(next_offsets.items())

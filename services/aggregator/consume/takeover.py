@@ -20,6 +20,7 @@ from typing import Final
 from shared.events import BlockEvent
 
 from ..config import AggregatorSettings
+from ..domain.activity import MinuteMask
 from ..domain.blocks import BlockRecord
 from ..domain.dedup import EventIds, stable_hash64
 from ..domain.liveness import Liveness
@@ -66,6 +67,7 @@ def rebuild_model(settings: AggregatorSettings, data: StoredPartition, watermark
             ledger.observe(_block_event(row, row.status, max(row.status_ts_ms, row.found_at_ms)))
     # Chronological: liveness rate buckets roll forward as the rows go by.
     model.restore_minutes(dict(sorted(data.minutes.items(), key=lambda kv: kv[0][3])))
+    model.activity.restore({w.key: MinuteMask.from_row(*w.activity) for w in data.workers if w.activity})
     liveness = model.liveness
     for w in data.workers:
         if w.connections or w.connected_ms:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from ..domain.activity import ActivityLedger
 from ..domain.blocks import BlockRecord
 from ..domain.dedup import IdJournal
 from ..domain.liveness import Liveness
@@ -49,6 +50,8 @@ class WorkerStatusRow:
     connected_ms: int | None
     connections: Mapping[str, tuple[int, bool]]
     partition: int
+    # The worker's share-minutes (activity.py MinuteMask.as_row); None: none known
+    activity: tuple[int, bytes] | None = None
 
     @property
     def key(self) -> WorkerKey:
@@ -65,6 +68,8 @@ class PartitionWrite:
     claims: dict[tuple[str, int], int] = field(default_factory=dict)
     worker_deltas: dict[WorkerMinuteKey, MinuteStats] = field(default_factory=dict)
     pool_deltas: dict[PoolMinuteKey, MinuteStats] = field(default_factory=dict)
+    # (pool, minute) -> [active miners added, active workers added]
+    pool_activity: dict[PoolMinuteKey, list[int]] = field(default_factory=dict)
     blocks: dict[str, BlockRecord] = field(default_factory=dict)  # by hash: state after the batch
     workers: list[WorkerStatusRow] = field(default_factory=list)
     # What the partition's deduplicators were fed in this batch, by event type.
@@ -83,11 +88,12 @@ def merge_deltas(into: dict, deltas: Mapping) -> dict:  # type: ignore[type-arg]
 
 
 def worker_status_rows(
-    liveness: Liveness, keys: Iterable[WorkerKey], partition: int
+    liveness: Liveness, activity: ActivityLedger, keys: Iterable[WorkerKey], partition: int
 ) -> list[WorkerStatusRow]:
-    """Liveness rows of the workers a batch touched (no other worker's deadline moved)."""
+    """Liveness rows (and share-minutes) of the workers a batch touched (no other worker's moved)."""
     rows = []
     for key in keys:
+        mask = activity.worker_mask(key)
         deadline = liveness.offline_deadline_ms(key)
         if deadline is None:
             continue
@@ -100,6 +106,7 @@ def worker_status_rows(
             connected_ms=connected_ms or None,
             connections=nodes,
             partition=partition,
+            activity=mask.as_row() if mask is not None else None,
         ))
     return rows
 

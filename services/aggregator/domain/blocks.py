@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from shared.events import BlockEvent
+from shared.hashrate import LUCK_WINDOWS
 
 from .minutes import DIFFICULTY_SCALE
 from .share import Share
@@ -50,7 +51,6 @@ __all__ = [
     "fold_round_seconds",
 ]
 
-LUCK_WINDOWS: Final = (64, 128, 256)
 _RANK: Final = {"candidate": 0, "confirmed": 1, "orphaned": 1}
 _ORIGIN: Final = ""  # hash of a round boundary that is not a block (see start_round)
 _UNITS: Final = 2**80

@@ -22,6 +22,7 @@ from typing import Any
 from shared.events import BlockEvent, MinerEvent
 
 from .accumulator import WindowAccumulator
+from .activity import ActivityLedger
 from .blocks import BlockLedger, BlockUpdate, fold_round_seconds
 from .dedup import EventIds
 from .figures import window_figures
@@ -50,6 +51,8 @@ class ShareBatchResult:
     too_late: int = 0  # older than the lateness limit: dropped
     worker_deltas: dict[WorkerMinuteKey, MinuteStats] = field(default_factory=dict)
     pool_deltas: dict[PoolMinuteKey, MinuteStats] = field(default_factory=dict)
+    # (pool, minute) -> [active miners added, active workers added] (activity.py)
+    activity: dict[PoolMinuteKey, list[int]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -78,6 +81,7 @@ class PoolAggregate:
         self.ledger = ledger if ledger is not None else BlockLedger()
         self.workers: WindowAccumulator[WorkerKey] = WindowAccumulator()
         self.pools: WindowAccumulator[str] = WindowAccumulator()
+        self.activity = ActivityLedger(max_lateness_ms)
         self.watermark_ms = 0
         # Broker timestamp of the newest share record folded: when the data that set the
         # watermark arrived (None: not known). Liveness after a backfill counts from it.
@@ -110,6 +114,7 @@ class PoolAggregate:
         self.watermark_ms = wm
         deltas = result.worker_deltas = fold_shares(kept)
         pool_deltas = result.pool_deltas = roll_up_pools(deltas)
+        result.activity = self.activity.observe(deltas)
         self._apply(deltas, pool_deltas)
         self.ledger.add_round_seconds(fold_round_seconds(kept))
         return result
@@ -205,6 +210,7 @@ class PoolAggregate:
         self.workers.prune(as_of_ms)
         self.pools.prune(as_of_ms)
         self.liveness.prune(as_of_ms)
+        self.activity.prune(self.watermark_ms)  # by event time: late shares reach back from the watermark
         for (pool, miner), names in list(self._miner_workers.items()):
             names[:] = [w for w in names if (pool, miner, w) in self.workers]
             if not names:

@@ -21,11 +21,12 @@ from typing import Any, Final
 
 import asyncpg
 
+from shared.db.pool_rounds import pool_rounds_sql
 from shared.db.window_sums import WINDOW_NAMES, window_sums_sql
+from shared.hashrate import LUCK_WINDOWS
 
 from ..adapters.db import db_connection
 from ..domain.accumulator import WindowTotals
-from ..domain.blocks import LUCK_WINDOWS
 from ..domain.figures import window_figures
 from ..domain.minutes import MINUTE_MS
 from ..domain.windows import WINDOWS_MS
@@ -45,19 +46,7 @@ SELECT pool, count(DISTINCT miner)::integer AS miners, count(*)::integer AS work
 FROM worker_status WHERE offline_after > $1 GROUP BY pool
 """
 
-_LUCK: Final = ", ".join(f"(SELECT luck FROM chimera_pool_luck(b.pool, {n})) AS luck_{n}" for n in LUCK_WINDOWS)
-
-_BLOCKS: Final = f"""
-WITH latest AS (
-    SELECT DISTINCT ON (pool) pool, found_at, network_difficulty FROM blocks
-    ORDER BY pool, found_at DESC, hash DESC
-), found AS (
-    SELECT pool, count(*)::bigint AS n FROM blocks GROUP BY pool
-)
-SELECT b.pool, f.n AS blocks_found,
-       chimera_pool_work(b.pool, b.found_at, now()) / b.network_difficulty AS round_effort, {_LUCK}
-FROM latest b JOIN found f USING (pool)
-"""
+_BLOCKS: Final = pool_rounds_sql(one_pool=False)
 
 
 def _ts(ms: int) -> datetime:

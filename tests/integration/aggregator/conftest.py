@@ -157,8 +157,9 @@ async def assert_figures(settings: AggregatorSettings, truth: Truth) -> None:
         _compare("miner_metrics", got, truth.workers)
         rows = await conn.fetch(
             "SELECT pool, (extract(epoch FROM ts) * 1000)::bigint AS ms, accepted, rejected, stale,"
-            " difficulty_accepted, best_difficulty, NULL::bigint AS last_ms, blocks_found FROM pool_metrics")
-        _compare("pool_metrics", {(r["pool"], r["ms"]): r for r in rows}, truth.pools, last=False)
+            " difficulty_accepted, best_difficulty, NULL::bigint AS last_ms, blocks_found, active_miners,"
+            " active_workers FROM pool_metrics")
+        _compare("pool_metrics", {(r["pool"], r["ms"]): r for r in rows}, truth.pools, last=False, active=True)
         blocks = await conn.fetch(
             "SELECT hash, pool, status, (extract(epoch FROM found_at) * 1000)::bigint AS found_ms FROM blocks")
         assert {b["hash"]: (b["pool"], b["status"], b["found_ms"]) for b in blocks} == {
@@ -167,7 +168,8 @@ async def assert_figures(settings: AggregatorSettings, truth: Truth) -> None:
         await conn.close()
 
 
-def _compare(table: str, got: dict, want: dict, *, last: bool = True) -> None:  # type: ignore[type-arg]
+def _compare(table: str, got: dict, want: dict, *, last: bool = True,  # type: ignore[type-arg]
+             active: bool = False) -> None:
     assert set(got) == set(want), (
         f"{table}: {len(set(got) - set(want))} unexpected rows, {len(set(want) - set(got))} missing")
     wrong = []
@@ -178,6 +180,8 @@ def _compare(table: str, got: dict, want: dict, *, last: bool = True) -> None:  
             g["difficulty_accepted"], w.difficulty, rel_tol=1e-9, abs_tol=1e-12)
         if last:
             ok = ok and g["last_ms"] == w.last_ms
+        if active:
+            ok = ok and (g["active_miners"], g["active_workers"]) == (w.active_miners, w.active_workers)
         if not ok:
             wrong.append((key, dict(g), w))
     assert not wrong, f"{table}: {len(wrong)} rows differ, e.g. {wrong[:2]}"

@@ -39,6 +39,8 @@ class Row:
     best: float = 0.0
     last_ms: int | None = None
     blocks: int = 0
+    active_miners: int = 0  # pool rows: miners / workers with a share in this minute or the 9 before
+    active_workers: int = 0
 
     @property
     def difficulty(self) -> float:
@@ -179,8 +181,21 @@ def recount(events: list[dict[str, Any]]) -> Truth:
             known["found_ms"] = min(known["found_ms"], ts)  # the earliest report is the find
             if event["status"] != "candidate":
                 known["status"] = event["status"]
+    _count_active(truth)
     for block in truth.blocks.values():
         found = minute(block["found_ms"])
         truth.workers[(block["pool"], block["miner"], block["worker"], found)].blocks += 1
         truth.pools[(block["pool"], found)].blocks += 1
     return truth
+
+
+def _count_active(truth: Truth) -> None:
+    """Active in minute M: a share in M-9 .. M (docs/aggregator.md), by sets, minute by minute."""
+    workers: dict[tuple[str, int], set[tuple[str, str]]] = defaultdict(set)
+    for pool, miner, worker, share_minute in list(truth.workers):
+        for k in range(10):
+            workers[(pool, share_minute + k * MIN)].add((miner, worker))
+    for key, active in workers.items():
+        row = truth.pools[key]  # a minute after the last share may hold activity alone
+        row.active_workers = len(active)
+        row.active_miners = len({miner for miner, _ in active})
