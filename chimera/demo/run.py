@@ -118,7 +118,8 @@ async def _channel(client: httpx.AsyncClient, receiver: WebhookReceiver, secret:
 def _header(base_url: str, key: str, log_dir: Path) -> Text:
     metrics = ", ".join(f"{name} http://127.0.0.1:{port}/metrics" for name, port in METRICS_PORTS.items())
     return Text(
-        f"API {base_url} (docs {base_url}/docs, ingest /metrics {base_url}/metrics)\n"
+        f"console {base_url}/ (sign in with the key below)    API {base_url} (docs {base_url}/docs, "
+        f"ingest /metrics {base_url}/metrics)\n"
         f"/metrics: {metrics}\n"
         f"key (ingest, read, admin): export CHIMERA_API_KEY={key}\n"
         f"logs: {log_dir}    Ctrl-C stops everything the demo started")

@@ -16,11 +16,14 @@ from services.ingest.adapters.dashboards import DashboardStore
 from services.ingest.adapters.event_sink import EventSink
 from services.ingest.adapters.exposition import CachedExposition
 from services.ingest.adapters.keys import ApiKeyStore, KeyAuthenticator
+from services.ingest.adapters.live_feed import LiveFeed
 from services.ingest.adapters.metrics_persister import MetricsPersister
 from services.ingest.adapters.metrics_store import MetricsStore
 from services.ingest.adapters.prometheus import PrometheusClient
+from services.ingest.adapters.sessions import SessionStore
 from services.ingest.adapters.stats import StatsReader
 from services.ingest.config import IngestSettings
+from services.ingest.domain.live import LiveHub, LiveLimits
 from services.ingest.domain.ratelimit import AddressFailureLimiter, KeyRateLimiter
 from services.ingest.telemetry import IngestTelemetry
 from shared.db.pool import create_pool
@@ -48,6 +51,10 @@ class Container:
     dashboards: DashboardStore
     stats: StatsReader
     prometheus: PrometheusClient
+    sessions: SessionStore
+    # The console's live figures; the feed reads Kafka only while the console is enabled.
+    live: LiveHub
+    live_feed: LiveFeed | None
     plugins: list[ApiPlugin] = field(default_factory=list)
     _parts: StartedParts = field(default_factory=StartedParts)
     _pool_closed: bool = False
@@ -58,8 +65,9 @@ class Container:
         If one fails, those already started are stopped before the error propagates.
         """
         try:
+            live = (self.live_feed,) if self.live_feed is not None else ()
             await self._parts.start((self.events, self.authenticator, self.metrics_persister,
-                                     self.prometheus, *self.plugins))
+                                     self.prometheus, *live, *self.plugins))
         except BaseException:
             await self.stop()
             raise
@@ -107,10 +115,17 @@ def _wire(settings: IngestSettings, pool: asyncpg.Pool) -> Container:
     )
     rate_limiter = KeyRateLimiter(default_per_second=settings.rate_limit_per_second,
                                   burst_s=settings.rate_limit_burst_s)
+    sessions = SessionStore(pool, ttl_s=settings.console_session_ttl_s,
+                            cache_ttl_s=settings.api_key_cache_ttl_s)
     custom_metrics = CustomMetrics(max_series=settings.custom_metrics_max_series,
                                    max_series_per_key=settings.custom_metrics_max_series_per_key,
                                    series_ttl_s=settings.custom_metrics_series_ttl_s)
     registry.register(custom_metrics.collector())
+    live = LiveHub(LiveLimits(max_streams=settings.live_max_streams,
+                              max_streams_per_client=settings.live_max_streams_per_client,
+                              queue_records=settings.live_queue_records, max_pools=settings.live_max_pools,
+                              max_miners=settings.live_max_miners), telemetry)
+    telemetry.watch_live_streams(lambda: live.open_streams)
     return Container(
         settings=settings,
         pool=pool,
@@ -128,6 +143,8 @@ def _wire(settings: IngestSettings, pool: asyncpg.Pool) -> Container:
             failure_limiter=AddressFailureLimiter(per_second=settings.auth_failures_per_second,
                                                   burst=settings.auth_failures_burst),
             observer=telemetry,
+            # The console's cookie stands in for the Authorization header (docs/console.md).
+            sessions=sessions if settings.console_enabled else None,
         ),
         exposition=CachedExposition(registry, ttl_s=settings.metrics_cache_s),
         custom_metrics=custom_metrics,
@@ -136,5 +153,9 @@ def _wire(settings: IngestSettings, pool: asyncpg.Pool) -> Container:
         dashboards=DashboardStore(pool),
         stats=StatsReader(pool, hashrate_multiplier=settings.hashrate_multiplier),
         prometheus=PrometheusClient(settings.prometheus_url),
+        sessions=sessions,
+        live=live,
+        live_feed=(LiveFeed(settings, live, telemetry, max_backoff_s=settings.kafka_reconnect_max_backoff_s)
+                   if settings.console_enabled else None),
         plugins=[load_factory(spec)(settings, pool) for spec in settings.api_plugins],
     )

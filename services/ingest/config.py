@@ -90,6 +90,31 @@ class IngestSettings(ServiceSettings):
     # this service (no outside script), "off" turns /docs off.
     api_docs: Literal["local", "off"] = "local"
 
+    # --- the web console (docs/console.md) -----------------------------------
+    # Pages at / and below, and their files at /static; false serves the API alone.
+    console_enabled: bool = True
+    # How long a console sign-in lasts (the cookie's Max-Age and the session's expiry).
+    console_session_ttl_s: int = Field(default=43_200, ge=60, le=30 * 86_400)
+    # The session cookie's Secure flag: set it whenever the console is reached
+    # over TLS. Off by default because the stack serves plain http on loopback,
+    # where a browser would never send a Secure cookie back.
+    console_cookie_secure: bool = False
+
+    # --- the console's live feed: /live and /api/miners (services/ingest/domain/live.py) ---
+    # Open /live streams per process and per client address; 429 beyond.
+    live_max_streams: int = Field(default=1_000, ge=1)
+    live_max_streams_per_client: int = Field(default=16, ge=1)
+    # Records one stream may hold unsent; newer figures of a queued key replace it in place.
+    live_queue_records: int = Field(default=256, ge=8, le=100_000)
+    # A comment line this often keeps proxies from closing a quiet stream.
+    live_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
+    # Miner summaries kept for the miners list (about 0.6 KiB each: 20,000 miners take 12 MB), and pools.
+    live_max_miners: int = Field(default=100_000, ge=1)
+    live_max_pools: int = Field(default=64, ge=1)
+    # A miner not re-published for this long (the aggregator sweeps every 5 minutes and
+    # stops publishing a miner without workers for 24 h) leaves the miners list.
+    live_miner_stale_s: float = Field(default=900.0, ge=360)
+
     @field_validator("api_plugins", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:

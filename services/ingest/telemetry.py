@@ -7,7 +7,7 @@ contract (or "other"), reasons a fixed list, routes are templates such as
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from enum import StrEnum
 from typing import Final
 
@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from services.ingest.domain.live import RecordSource, StreamLimit
+from services.ingest.domain.live_records import Kind
 from shared.http.auth import AuthFailure, Limit, Scope
 from shared.http.guard import BodyRefusal
 from shared.http.protocol import ConnectionLimits
@@ -106,6 +108,7 @@ class IngestTelemetry:
             "Request bodies refused before they were read in full: over the route's limit (413) or too slow (408)",
             ["reason"], registry=registry,
         )
+        self._live_metrics(registry)
         for reason in AuthFailure:
             self.auth_failures.labels(reason.value)
         for scope in Scope:
@@ -114,6 +117,73 @@ class IngestTelemetry:
             self.rate_limited.labels(limit.value)
         for refusal in BodyRefusal:
             self.bodies_refused.labels(refusal.value)
+
+    def _live_metrics(self, registry: CollectorRegistry) -> None:
+        """The console's live feed and streams (/live, services/ingest/domain/live.py)."""
+        self.live_streams_open = Gauge(
+            "chimera_live_streams_open", "Open /live event streams in this process", registry=registry)
+        self.live_streams_refused = Counter(
+            "chimera_live_streams_refused",
+            "/live streams answered 429: over LIVE_MAX_STREAMS (process) or LIVE_MAX_STREAMS_PER_CLIENT (client)",
+            ["limit"], registry=registry)
+        self.live_records_sent = Counter(
+            "chimera_live_records_sent", "Records written to /live streams, by event", ["event"], registry=registry)
+        self.live_records_coalesced = Counter(
+            "chimera_live_records_coalesced",
+            "Records a /live stream never sent: replaced by a newer one of the same key while queued, or "
+            "dropped past LIVE_QUEUE_RECORDS (a slow client)", registry=registry)
+        self.live_records_malformed = Counter(
+            "chimera_live_records_malformed", "Snapshot or alert records that failed their checks and were skipped",
+            ["source"], registry=registry)
+        self.live_records_untracked = Counter(
+            "chimera_live_records_untracked",
+            "Pool or miner records past LIVE_MAX_POOLS / LIVE_MAX_MINERS: forwarded, not kept for the miners list",
+            registry=registry)
+        self.live_feed_records = Counter(
+            "chimera_live_feed_records", "Records the live feed read from Kafka, by source", ["source"],
+            registry=registry)
+        self.live_feed_failures = Counter(
+            "chimera_live_feed_failures", "Kafka errors of the live feed (it reconnects after a backoff)",
+            registry=registry)
+        self.live_feed_crashes = Counter(
+            "chimera_live_feed_crashes", "The live feed's task ended on an unexpected error (no live figures "
+            "until the process restarts)", registry=registry)
+        for source in RecordSource:
+            self.live_records_malformed.labels(source.value)
+            self.live_feed_records.labels(source.value)
+        for stream_limit in StreamLimit:
+            self.live_streams_refused.labels(stream_limit.value)
+        for kind in Kind:
+            self.live_records_sent.labels(kind.value)
+
+    def watch_live_streams(self, open_streams: Callable[[], int]) -> None:
+        self.live_streams_open.set_function(open_streams)
+
+    # --- services.ingest.domain.live.LiveObserver and adapters.live_feed.FeedObserver ---
+
+    def malformed(self, source: RecordSource) -> None:
+        self.live_records_malformed.labels(source.value).inc()
+
+    def coalesced(self, records: int) -> None:
+        self.live_records_coalesced.inc(records)
+
+    def untracked(self) -> None:
+        self.live_records_untracked.inc()
+
+    def feed_records(self, source: RecordSource, records: int) -> None:
+        self.live_feed_records.labels(source.value).inc(records)
+
+    def feed_failed(self) -> None:
+        self.live_feed_failures.inc()
+
+    def feed_crashed(self) -> None:
+        self.live_feed_crashes.inc()
+
+    def stream_refused(self, limit: StreamLimit) -> None:
+        self.live_streams_refused.labels(limit.value).inc()
+
+    def record_sent(self, kind: Kind) -> None:
+        self.live_records_sent.labels(kind.value).inc()
 
     def received(self, counts: Mapping[str, int]) -> None:
         for kind, n in counts.items():

@@ -19,10 +19,21 @@ The order of checks is what makes guessing keys expensive:
 `authorize()` runs once per request and remembers its answer in the
 request's state: `shared.http.guard` calls it before the body is read, the
 route's dependency calls it again and gets the same principal for free.
+
+The web console's session cookie (`chimera_session`, docs/console.md) stands
+in for the header when there is none and the app's Gate has `sessions`: the
+same order applies (2, then the session instead of the key, then 4 and 5).
+A cookie naming no live session is no credential at all (step 1), and is not
+charged: its token is 256 random bits, nothing anyone can guess, and a
+browser keeps sending a cookie its session lost elsewhere (signed out in
+another tab, key revoked). A cookie-authenticated POST/PUT/PATCH/DELETE must
+echo the session's CSRF token in `X-CSRF-Token`, else 403 (a Bearer request
+cannot be forged by another site, so it is not asked).
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -86,18 +97,44 @@ class AuthObserver(Protocol):
     def rate_limited_by(self, limit: Limit) -> None: ...
 
 
+class CookieSession(Protocol):
+    """A live console session: its key's principal (checked again on every request) and CSRF token."""
+
+    @property
+    def principal(self) -> Principal: ...
+
+    @property
+    def csrf_token(self) -> str: ...
+
+
+class SessionResolver(Protocol):
+    async def resolve(self, token: str) -> CookieSession | None:
+        """The live session of a cookie's token; None when unknown, expired, or its key is refused."""
+        ...
+
+
 @dataclass(frozen=True)
 class Gate:
-    """What an app mounting these routers provides on `app.state.gate`."""
+    """What an app mounting these routers provides on `app.state.gate`.
+
+    `sessions` only where the console is served (the ingest app): elsewhere
+    cookies are ignored and only the Authorization header counts."""
 
     authenticator: Authenticator
     key_limiter: RateLimiter
     failure_limiter: FailureLimiter
     observer: AuthObserver
+    sessions: SessionResolver | None = None
 
 
 _UNAUTHORIZED_HEADERS: Final = {"WWW-Authenticate": 'Bearer realm="chimera"'}
 _PRINCIPAL: Final = "chimera_principal"  # request.state attribute holding authorize()'s answer
+_SESSION: Final = "chimera_session"  # request.state attribute holding the cookie's session, if any
+SESSION_COOKIE: Final = "chimera_session"
+CSRF_HEADER: Final = "x-csrf-token"
+# The writes a forged cross-site request would be: SameSite=Strict already keeps the
+# cookie off them, the token is the second lock (an older browser, a subdomain).
+_WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Declares the scheme in the OpenAPI document (FastAPI adds it to every
 # operation that depends on it); the header itself is read by `_token`.
 BEARER: Final = HTTPBearer(
@@ -147,25 +184,75 @@ async def principal_of(request: Request) -> Principal | None:
 
 async def _authenticate(request: Request) -> Principal | None:
     header = request.headers.get("authorization")
-    if header is None:
-        return None
     gate: Gate = request.app.state.gate
+    if header is None:
+        return await _session_principal(gate, request)
+    _refuse_blocked(gate, request)
+    token = _token(header)
+    if token is None:
+        raise _refused(gate, request, KeyRefused.MALFORMED)
+    return await _key_principal(gate, request, token)
+
+
+async def sign_in_principal(request: Request, token: str) -> Principal:
+    """Steps 2 to 4 for a key typed into the console's sign-in form: what the header would cost.
+
+    Raises the `ApiError` the API would answer (429, 401), so guessing keys
+    through the form is exactly as expensive, and as counted, as through the API."""
+    gate: Gate = request.app.state.gate
+    _refuse_blocked(gate, request)
+    return await _key_principal(gate, request, token.strip())
+
+
+def _refuse_blocked(gate: Gate, request: Request) -> None:
     blocked_s = gate.failure_limiter.blocked_for_s(client_address(request))
     if blocked_s > 0:
         gate.observer.rate_limited_by(Limit.AUTH_FAILURES)
         raise ApiError(429, "too many failed authentications from this address; retry later", [],
                        _retry_after(blocked_s))
-    token = _token(header)
-    if token is None:
-        raise _refused(gate, request, KeyRefused.MALFORMED)
+
+
+async def _key_principal(gate: Gate, request: Request, token: str) -> Principal:
     outcome = await gate.authenticator.authenticate(token)
     if isinstance(outcome, KeyRefused):
         raise _refused(gate, request, outcome)
-    wait_s = gate.key_limiter.retry_after_s(outcome)
+    _refuse_over_rate(gate, outcome)
+    return outcome
+
+
+def _refuse_over_rate(gate: Gate, principal: Principal) -> None:
+    wait_s = gate.key_limiter.retry_after_s(principal)
     if wait_s > 0:
         gate.observer.rate_limited_by(Limit.KEY_RATE)
         raise ApiError(429, "rate limit exceeded for this API key", [], _retry_after(wait_s))
-    return outcome
+
+
+async def _session_principal(gate: Gate, request: Request) -> Principal | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token is None or gate.sessions is None:
+        return None
+    _refuse_blocked(gate, request)
+    session = await gate.sessions.resolve(token)
+    if session is None:
+        return None
+    if request.method in _WRITE_METHODS and not _same_token(request.headers.get(CSRF_HEADER), session.csrf_token):
+        raise ApiError(403, "a write from the console must carry the session's CSRF token", [
+            {"field": f"header.{CSRF_HEADER}", "message": "missing or not this session's token"}])
+    _refuse_over_rate(gate, session.principal)
+    setattr(request.state, _SESSION, session)
+    return session.principal
+
+
+def _same_token(sent: str | None, held: str) -> bool:
+    if sent is None or not held:
+        return False
+    return hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), held.encode("utf-8"))
+
+
+def session_of(request: Request) -> CookieSession | None:
+    """The console session that authenticated this request (after `principal_of`); None for a Bearer key."""
+    session: CookieSession | None = getattr(request.state, _SESSION, None)
+    return session
 
 
 async def authorize(request: Request, scope: Scope, *, miner: bool = False) -> Principal:

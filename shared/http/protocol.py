@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import h11
@@ -65,6 +66,21 @@ class ConnectionLimits:
         self.open_by_address: dict[str, int] = {}
         self.refused_total = 0
         self.header_timeouts_total = 0
+        self.draining = False
+        self._drain_listeners: list[Callable[[], None]] = []
+
+    def on_drain(self, listener: Callable[[], None]) -> None:
+        """Call `listener` when the server starts its graceful shutdown."""
+        self._drain_listeners.append(listener)
+
+    def drain(self) -> None:
+        """The server is shutting down. A response that never ends on its own (an event
+        stream) would hold the shutdown for its whole grace period: the listeners end them."""
+        if self.draining:
+            return
+        self.draining = True
+        for listener in self._drain_listeners:
+            listener()
 
     def acquire(self, address: str) -> bool:
         """Count a new connection from `address`; False (and counted as refused) when the
@@ -178,6 +194,10 @@ class GuardedH11Protocol(H11Protocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._linger_deadline = self.loop.call_later(LINGER_S, self.transport.close)
+
+    def shutdown(self) -> None:
+        self.limits.drain()
+        super().shutdown()
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         # The WebSocket protocol takes the transport over and gets the connection_lost this

@@ -55,6 +55,7 @@ TABLES = {
     "alert_groups",
     "notification_deliveries",
     "notifier_alerts",
+    "console_sessions",
 }
 TIME_SERIES = {
     "metrics", "performance_metrics", "miner_metrics", "pool_metrics",

@@ -10,7 +10,9 @@ never an error.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Final
 
 import asyncpg
@@ -19,6 +21,7 @@ from services.ingest.domain.stats import (
     STEP_S,
     HistoryRow,
     MinerStats,
+    PoolHistoryRow,
     PoolStats,
     Step,
     WindowTotals,
@@ -26,10 +29,13 @@ from services.ingest.domain.stats import (
     history_row,
     miner_stats,
     minute_start,
+    pool_history_row,
     pool_stats,
     window_starts,
 )
+from shared.db.pool_rounds import pool_rounds_sql
 from shared.db.window_sums import WINDOW_NAMES, window_sums_sql
+from shared.hashrate import LUCK_WINDOWS
 
 _WINDOWS: Final = list(WINDOW_NAMES)  # the SQL's column order
 
@@ -80,6 +86,25 @@ ORDER BY ts, worker LIMIT $5
     for step, table in _HISTORY_TABLES.items()
 }
 
+# The pool's rows per resolution; the roll-ups keep each hour's or day's largest active counts.
+_POOL_HISTORY: Final = {
+    step: f"""
+SELECT ts, accepted, rejected, stale, difficulty_accepted, blocks_found,
+       active_miners{suffix} AS active_miners, active_workers{suffix} AS active_workers
+FROM {table} WHERE pool = $1 AND ts >= $2 AND ts < $3
+ORDER BY ts LIMIT $4
+"""
+    for step, table, suffix in (("1m", "pool_metrics", ""), ("1h", "pool_metrics_hourly", "_max"),
+                                ("1d", "pool_metrics_daily", "_max"))
+}
+
+_POOL_ROUNDS: Final = pool_rounds_sql(one_pool=True)
+
+_BLOCKS: Final = """
+SELECT height, hash, miner, worker, found_at, status, effort, network_difficulty, reward, confirmations
+FROM blocks WHERE pool = $1 ORDER BY found_at DESC, hash DESC LIMIT $2
+"""
+
 _MINER_KNOWN: Final = """
 SELECT EXISTS (SELECT 1 FROM miner_metrics WHERE pool = $1 AND miner = $2)
     OR EXISTS (SELECT 1 FROM blocks WHERE pool = $1 AND miner = $2)
@@ -97,6 +122,20 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class BlockRow:
+    height: int
+    hash: str
+    miner: str
+    worker: str
+    found_at: datetime
+    status: str
+    effort: float | None  # None: the pool's first block (its round's start is unknown)
+    network_difficulty: float
+    reward: Decimal | None
+    confirmations: int
+
+
 class StatsReader:
     def __init__(self, pool: asyncpg.Pool, hashrate_multiplier: float) -> None:
         self._pool = pool
@@ -109,13 +148,15 @@ class StatsReader:
         async with self._pool.acquire() as conn:
             sums = await conn.fetchrow(_POOL_SUMS, pool, m, *starts)
             active = await conn.fetchrow(_ACTIVE, pool, now)
-            blocks = await conn.fetchval("SELECT count(*) FROM blocks WHERE pool = $1", pool)
+            rounds = await conn.fetchrow(_POOL_ROUNDS, pool)
         assert sums is not None and active is not None
         return pool_stats(
             _totals(sums),
             active_miners=active["active_miners"],
             active_workers=active["active_workers"],
-            blocks_found=blocks,
+            blocks_found=rounds["blocks_found"] if rounds else 0,
+            round_effort=rounds["round_effort"] if rounds else None,
+            luck={str(n): rounds[f"luck_{n}"] if rounds else None for n in LUCK_WINDOWS},
             as_of=m,
             multiplier=self.hashrate_multiplier,
         )
@@ -144,3 +185,21 @@ class StatsReader:
         return [history_row(r["ts"], r["worker"], r["accepted"], r["rejected"], r["stale"],
                             r["difficulty_accepted"], multiplier=self.hashrate_multiplier, step_s=step_s)
                 for r in rows]
+
+    async def pool_history(self, pool: str, *, start: datetime, end: datetime, limit: int,
+                           step: Step = "1m") -> list[PoolHistoryRow]:
+        """The pool's rows of resolution `step` with start <= ts < end, oldest first (an unknown
+        pool has none: pools are named by the events, not registered)."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_POOL_HISTORY[step], pool, start, end, limit)
+        return [pool_history_row(r["ts"], r["accepted"], r["rejected"], r["stale"], r["difficulty_accepted"],
+                                 active_miners=r["active_miners"], active_workers=r["active_workers"],
+                                 blocks_found=r["blocks_found"], multiplier=self.hashrate_multiplier,
+                                 step_s=STEP_S[step])
+                for r in rows]
+
+    async def pool_blocks(self, pool: str, *, limit: int) -> list[BlockRow]:
+        """The pool's latest blocks, newest first."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_BLOCKS, pool, limit)
+        return [BlockRow(**dict(r)) for r in rows]

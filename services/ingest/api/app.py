@@ -17,10 +17,11 @@ import uvicorn
 from fastapi import FastAPI, Request
 
 from services.ingest.adapters.keys import KeyStoreUnavailable
-from services.ingest.api import dashboards, events, metrics, ops, query, stats
+from services.ingest.api import dashboards, events, live, metrics, miners, ops, pool_history, query, stats
 from services.ingest.api.middleware import RequestTelemetry
 from services.ingest.bootstrap import body_limits, bootstrap
 from services.ingest.config import IngestSettings
+from services.ingest.console.routes import install_console
 from shared.http.docs import mount_local_docs
 from shared.http.errors import OrjsonResponse, error_response, install_error_handlers
 from shared.http.guard import BodyLimits, document_body_limits, include_guarded
@@ -84,6 +85,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
         app.state.gate = container.gate
         app.state.body_observer = container.telemetry
         container.telemetry.watch_connections(app.state.connection_limits)
+        # Event streams never end on their own: the server's shutdown ends them first.
+        app.state.connection_limits.on_drain(container.live.close)
         limits: BodyLimits = app.state.body_limits
         for plugin in container.plugins:
             include_guarded(app, plugin.router())
@@ -114,11 +117,14 @@ def create_app(settings: IngestSettings) -> FastAPI:
     app.add_exception_handler(KeyStoreUnavailable, _key_store_unavailable)
     app.add_middleware(RequestTelemetry)
     app.add_middleware(SecurityHeaders)
-    for router in (ops.router, events.router, metrics.router, stats.router, dashboards.router, query.router):
+    for router in (ops.router, events.router, metrics.router, stats.router, dashboards.router, query.router,
+                   miners.router, live.router, pool_history.router):
         include_guarded(app, router)
     if settings.metrics_port is None:
         include_guarded(app, ops.exposition_router)
     if settings.api_docs == "local":
         mount_local_docs(app, API_TITLE)
+    if settings.console_enabled:
+        install_console(app, settings)  # the web console at / (docs/console.md)
     app.openapi = _documented(app, settings)  # type: ignore[method-assign]
     return app

@@ -36,7 +36,7 @@ from shared.http.guard import guarded_router
 
 router = guarded_router(tags=["stats"])
 
-_READ = Depends(require_scope(Scope.READ))
+READ = Depends(require_scope(Scope.READ))
 # A miner's own routes: a key limited to that miner reads them too (`_own_miner`).
 _MINER_READ = Depends(require_scope(Scope.READ, miner=True))
 Window = Literal["1m", "5m", "15m", "1h", "24h"]
@@ -62,6 +62,8 @@ class PoolStatsOut(BaseModel):
     active_workers: int
     efficiency: float | None
     blocks_found: int
+    round_effort: float | None
+    luck: dict[Literal["64", "128", "256"], float | None]
     as_of: datetime
 
 
@@ -119,10 +121,13 @@ def _not_found(exc: UnknownMiner) -> ApiError:
                 f"`efficiency`: accepted / all shares by count over the last {EFFICIENCY_WINDOW}, null without "
                 "shares. `active_workers`: workers online now (the aggregator's liveness: each worker's deadline "
                 "from its own share rate, or a disconnect); `active_miners`: miners with at least one. "
-                "`blocks_found`: every block the pool found (any status). `as_of`: m, the end of the windows. "
+                "`blocks_found`: every block the pool found (any status). `round_effort`: accepted difficulty "
+                "since the pool's latest block over that block's network difficulty (1.0 = 100 %; null before "
+                "the first block). `luck`: over the last 64, 128 and 256 blocks, blocks found / blocks expected "
+                "(null until a round is complete). `as_of`: m, the end of the windows. "
                 "A pool without data gives zeros, not an error.",
 )
-async def pool_stats(request: Request, pool: PoolName = "main", _: Any = _READ) -> PoolStatsOut:
+async def pool_stats(request: Request, pool: PoolName = "main", _: Any = READ) -> PoolStatsOut:
     stats = await container(request).stats.pool_stats(pool)
     return PoolStatsOut(**asdict(stats))
 

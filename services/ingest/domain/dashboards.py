@@ -9,6 +9,8 @@
 - Only the owner changes or deletes a dashboard (with `admin`, as all
   dashboard writes): another key gets 404 for a private one and 403 for a
   public one (which it can see anyway).
+- A config is any JSON object; its `panels`, when present, must be panels
+  the console can draw (domain/dashboard_panels.py): checked on every save.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from services.ingest.domain.dashboard_panels import parse_panels
 from shared.text import unstorable
 
 
@@ -80,6 +83,13 @@ def write_access(dashboard: Dashboard, key_id: str) -> Access:
     if dashboard.owner == key_id:
         return Access.ALLOWED
     return Access.FORBIDDEN if dashboard.is_public else Access.NOT_FOUND
+
+
+def check_panels(config: dict[str, Any]) -> None:
+    """`PanelInvalid` (naming the field inside the config) unless its `panels`, if any, can be drawn.
+
+    A config without `panels` is valid, as every config was before panels had a model."""
+    parse_panels(config)
 
 
 def unstorable_json(value: Any) -> str | None:

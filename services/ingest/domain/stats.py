@@ -172,10 +172,13 @@ class PoolStats:
     active_workers: int
     efficiency: float | None
     blocks_found: int
+    round_effort: float | None  # accepted difficulty since the latest block / its network difficulty
+    luck: dict[str, float | None]  # over the last n blocks ("64", "128", "256"): found / expected
     as_of: datetime
 
 
 def pool_stats(totals: Totals, *, active_miners: int, active_workers: int, blocks_found: int,
+               round_effort: float | None, luck: dict[str, float | None],
                as_of: datetime, multiplier: float) -> PoolStats:
     rates = hashrates(totals, multiplier)
     bounds = intervals(totals, rates, multiplier)
@@ -189,6 +192,8 @@ def pool_stats(totals: Totals, *, active_miners: int, active_workers: int, block
         active_workers=active_workers,
         efficiency=window_efficiency(totals),
         blocks_found=blocks_found,
+        round_effort=round_effort,
+        luck=luck,
         as_of=as_of,
     )
 
@@ -278,3 +283,29 @@ def history_row(ts: datetime, worker: str, accepted: int, rejected: int, stale: 
     """One history row; its hashrate is over the row's own step (`step_s` seconds)."""
     return HistoryRow(ts, worker, accepted, rejected, stale, difficulty_accepted,
                       hashrate_hs(difficulty_accepted, step_s, multiplier))
+
+
+@dataclass(frozen=True)
+class PoolHistoryRow:
+    ts: datetime  # start of the row's minute, hour or day
+    accepted: int
+    rejected: int
+    stale: int
+    difficulty_accepted: float
+    hashrate: float
+    hashrate_lower: float
+    hashrate_upper: float | None
+    active_miners: int  # minutes: active in that minute; hours and days: the largest minute's count
+    active_workers: int
+    blocks_found: int
+
+
+def pool_history_row(ts: datetime, accepted: int, rejected: int, stale: int, difficulty_accepted: float, *,
+                     active_miners: int, active_workers: int, blocks_found: int, multiplier: float,
+                     step_s: int) -> PoolHistoryRow:
+    """One pool history row, its hashrate and 95% interval over its own step; a row without
+    accepted shares has no measured share size, so its upper bound is unknown (None)."""
+    rate = hashrate_hs(difficulty_accepted, step_s, multiplier)
+    lower, upper = hashrate_interval(rate, accepted)
+    return PoolHistoryRow(ts, accepted, rejected, stale, difficulty_accepted, rate, lower, upper,
+                          active_miners, active_workers, blocks_found)

@@ -11,6 +11,8 @@ from tests.integration.ingest.conftest import Api
 pytestmark = pytest.mark.integration
 
 MAX_CONFIG_BYTES = 1024
+PANEL = {"id": "rate", "title": "Hashrate", "type": "stat",
+         "query": {"endpoint": "/api/pool/stats", "field": "hashrate.1h"}}
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +21,7 @@ def module_settings_overrides() -> dict[str, Any]:
 
 
 async def create(api: Api, headers: dict[str, str], **fields: Any) -> dict[str, Any]:
-    body = {"name": "Pool overview", "description": "d", "config": {"panels": [{"metric": "hashrate"}]},
-            "is_public": False, **fields}
+    body = {"name": "Pool overview", "description": "d", "config": {"panels": [PANEL]}, "is_public": False, **fields}
     response = await api.client.post("/api/dashboards", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]

@@ -73,7 +73,8 @@ async def test_pool_stats_are_empty_figures_without_data(module_api: Api) -> Non
     assert body == {"hashrate": dict.fromkeys(WINDOWS, 0.0), "shares": dict.fromkeys(WINDOWS, 0),
                     "hashrate_lower": dict.fromkeys(WINDOWS, 0.0), "hashrate_upper": dict.fromkeys(WINDOWS),
                     "shares_per_second": 0.0, "active_miners": 0,
-                    "active_workers": 0, "efficiency": None, "blocks_found": 0, "as_of": iso(m)}
+                    "active_workers": 0, "efficiency": None, "blocks_found": 0, "round_effort": None,
+                    "luck": {"64": None, "128": None, "256": None}, "as_of": iso(m)}
     default_pool = await get(module_api, "/api/pool/stats")  # pool=main by default
     assert default_pool["hashrate"] == dict.fromkeys(WINDOWS, 0.0)
 
@@ -112,6 +113,7 @@ async def test_pool_stats_exact_figures(module_api: Api) -> None:
     assert body["efficiency"] == (6 + 10 + 20 + 40 + 50) / (7 + 12 + 22 + 40 + 60)
     assert (body["active_miners"], body["active_workers"]) == (1, 2)  # alice's two online workers
     assert body["blocks_found"] == 2
+    assert body["round_effort"] >= 0 and set(body["luck"]) == {"64", "128", "256"}  # values: test_pool_history
     assert body["as_of"] == iso(m)
 
 

@@ -29,6 +29,7 @@ from shared.confidence import poisson_interval
 pytestmark = pytest.mark.unit
 
 T32 = 2.0**32
+NO_LUCK: dict[str, float | None] = {"64": None, "128": None, "256": None}
 NOW = datetime(2026, 3, 1, 12, 30, 42, 123_000, tzinfo=UTC)
 M = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
@@ -103,18 +104,21 @@ def test_pool_stats_from_window_totals() -> None:
         "1h": WindowTotals(difficulty=1800, accepted=180, rejected=10, stale=10),
         "24h": WindowTotals(difficulty=8640, accepted=900, rejected=60, stale=40),
     }
-    stats = pool_stats(totals, active_miners=3, active_workers=7, blocks_found=2, as_of=M, multiplier=T32)
+    stats = pool_stats(totals, active_miners=3, active_workers=7, blocks_found=2, round_effort=0.25,
+                       luck={"64": 1.5, "128": None, "256": None}, as_of=M, multiplier=T32)
     assert stats.hashrate == {"1m": T32, "5m": T32, "15m": T32, "1h": T32 / 2, "24h": T32 / 10}
     assert stats.shares_per_second == 30 / 300  # every status counts, over 5 minutes
     assert stats.efficiency == 900 / 1000  # over 24 hours
     assert (stats.active_miners, stats.active_workers, stats.blocks_found, stats.as_of) == (3, 7, 2, M)
+    assert (stats.round_effort, stats.luck["64"]) == (0.25, 1.5)
 
 
 def test_every_hashrate_by_window_carries_its_shares_and_the_snapshots_interval() -> None:
     """The same Garwood interval as the aggregator's snapshot figures (shared/confidence.py);
     a window without shares is bounded by the mean share of the longest window with some."""
     totals = {"1m": WindowTotals(0, 0, 0, 0), "5m": WindowTotals(300, 30, 0, 0), "24h": WindowTotals(8640, 900, 0, 0)}
-    stats = pool_stats(totals, active_miners=1, active_workers=1, blocks_found=0, as_of=M, multiplier=T32)
+    stats = pool_stats(totals, active_miners=1, active_workers=1, blocks_found=0, round_effort=None, luck=NO_LUCK,
+                       as_of=M, multiplier=T32)
     assert stats.shares == {"1m": 0, "5m": 30, "15m": 0, "1h": 0, "24h": 900}
     for window, seconds in WINDOWS_S.items():
         n = stats.shares[window]
@@ -126,7 +130,8 @@ def test_every_hashrate_by_window_carries_its_shares_and_the_snapshots_interval(
         assert stats.hashrate_lower[window] == pytest.approx(lower * per_share if n else 0.0)
         assert stats.hashrate_upper[window] == pytest.approx(upper * per_share)
         assert stats.hashrate_lower[window] <= stats.hashrate[window] <= stats.hashrate_upper[window]  # type: ignore[operator]
-    empty = pool_stats({}, active_miners=0, active_workers=0, blocks_found=0, as_of=M, multiplier=T32)
+    empty = pool_stats({}, active_miners=0, active_workers=0, blocks_found=0, round_effort=None, luck=NO_LUCK,
+                       as_of=M, multiplier=T32)
     assert empty.hashrate_upper == dict.fromkeys(WINDOWS_S)  # no share ever: no scale to bound by
     rig = WorkerTotals("rig", {"5m": WindowTotals(300, 30, 0, 0)})
     miner = miner_stats("alice", [rig], now=NOW, multiplier=T32)
@@ -134,7 +139,8 @@ def test_every_hashrate_by_window_carries_its_shares_and_the_snapshots_interval(
 
 
 def test_pool_stats_without_data_are_the_empty_figures() -> None:
-    stats = pool_stats({}, active_miners=0, active_workers=0, blocks_found=0, as_of=M, multiplier=T32)
+    stats = pool_stats({}, active_miners=0, active_workers=0, blocks_found=0, round_effort=None, luck=NO_LUCK,
+                       as_of=M, multiplier=T32)
     assert stats.hashrate == dict.fromkeys(WINDOWS_S, 0.0)
     assert stats.shares_per_second == 0.0
     assert stats.efficiency is None
