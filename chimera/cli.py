@@ -35,6 +35,12 @@ def _print_parts(parts: Sequence[PartStatus]) -> None:
 
 
 def _dev(args: argparse.Namespace) -> int:
+    if args.action == "browser":
+        from chimera.devstack.browser_bins import ensure_browser_binaries
+
+        browser = ensure_browser_binaries()
+        print(f"chromium      {browser.chromium}\nchromedriver  {browser.chromedriver}")
+        return 0
     from chimera.devstack import stack
     from chimera.devstack.config import DevStackConfig
     from chimera.devstack.postgres import PostgresNode
@@ -165,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser(
         "dev", help="the local stack in the background: Kafka, PostgreSQL and the four services")
-    dev.add_argument("action", choices=["up", "down", "status"])
+    dev.add_argument("action", choices=["up", "down", "status", "browser"],
+                     help="browser: find (as root, install) the Chromium and chromedriver of the console tests")
     dev.add_argument("--infra", action="store_true",
                      help="up: Kafka and PostgreSQL only, migrated and with their topics (what the tests need)")
     dev.set_defaults(handler=_dev)

@@ -63,10 +63,10 @@ class BlockOut(BaseModel):
                 "upper null for a step without accepted shares). `active_workers` / `active_miners`: workers "
                 "(miners) with a share, any status, in that minute or the nine before it, counted exactly once "
                 "by the aggregator (docs/aggregator.md); hour and day rows give their busiest minute's count. "
-                "A minute row can exist up to nine minutes after the pool's newest share, carrying activity "
-                f"alone. Without `step` the range picks it: up to {int(MINUTE_ROWS_UP_TO.total_seconds() // 3600)} "
+                f"Without `step` the range picks it: up to {int(MINUTE_ROWS_UP_TO.total_seconds() // 3600)} "
                 f"hours minutes, up to {HOUR_ROWS_UP_TO.days} days hours, else days. Default range: the last "
-                "hour of complete minutes; without `to` the range ends at the start of the current step.",
+                "hour of complete minutes. The range never reaches past the start of the current step, "
+                "whatever `to` says: an incomplete minute, hour or day is not history yet.",
 )
 async def pool_history(
     request: Request,
@@ -77,11 +77,12 @@ async def pool_history(
     step: Annotated[Step | None, Query(description="Row resolution; default by the range's length")] = None,
     _: Any = READ,
 ) -> list[PoolHistoryRowOut]:
-    since, until = time_range(start, end, default_span=HISTORY_DEFAULT_SPAN,
-                              default_end=minute_start(datetime.now(UTC)))
+    now = datetime.now(UTC)
+    since, until = time_range(start, end, default_span=HISTORY_DEFAULT_SPAN, default_end=minute_start(now))
     resolution = history_step(since, until, step)
-    if end is None and step_floor(until, resolution) > since:
-        until = step_floor(until, resolution)
+    # Never past the current step's start: an incomplete step, and the minutes ahead holding
+    # activity alone, are not history yet (a chart's last point would dip).
+    until = min(until, step_floor(now, resolution))
     rows = await container(request).stats.pool_history(pool, start=since, end=until, limit=limit,
                                                        step=resolution)
     return [PoolHistoryRowOut(**asdict(r)) for r in rows]

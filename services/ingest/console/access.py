@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import Request
 
@@ -61,6 +61,15 @@ class Viewer:
 
     def can(self, scope: Scope) -> bool:
         return scope in self.principal.scopes
+
+    @property
+    def sections(self) -> list[tuple[str, str]]:
+        """The navigation this key can use: a miner's key reaches its own miner, alerts and channels."""
+        if self.miner is not None:
+            return [(f"/miners/{quote(self.miner, safe='')}", "My miner"), ("/alerts", "Alerts"),
+                    ("/channels", "Channels")]
+        return [("/", "Pool"), ("/miners", "Miners"), ("/alerts", "Alerts"), ("/rules", "Rules"),
+                ("/channels", "Channels"), ("/dashboards", "Dashboards")]
 
     def ensure_miner(self, miner: str) -> None:
         """A page of one miner: a key limited to another miner may not see it (403 page)."""

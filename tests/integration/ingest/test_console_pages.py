@@ -68,6 +68,11 @@ async def test_a_miner_key_goes_to_its_own_miner_page(module_api: Api) -> None:
         home = await client.get("/")
         assert home.status_code == 303
         assert home.headers["location"] == "/miners/" + quote(miner, safe="")
+        # Its navigation offers only what it can open: its miner, its alerts, its channels.
+        alerts = await client.get("/alerts")
+        assert alerts.status_code == 200
+        links = re.findall(r'<nav aria-label="Sections">(.*?)</nav>', alerts.text, re.S)[0]
+        assert re.findall(r'href="([^"]+)"', links) == ["/miners/" + quote(miner, safe=""), "/alerts", "/channels"]
 
 
 async def test_the_cookie_reads_the_json_api(module_api: Api) -> None:

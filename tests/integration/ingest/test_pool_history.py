@@ -38,6 +38,9 @@ async def test_minute_rows_with_interval_and_activity(module_api: Api) -> None:
     assert (second["active_miners"], second["active_workers"]) == (2, 4)
     wide = await get(module_api, "/api/pool/history", pool=name, **{"from": iso(m - 2 * 60 * MINUTE)})
     assert len(wide) == 3
+    # A `to` in the future still ends at the current minute: it is not complete.
+    ahead = await get(module_api, "/api/pool/history", pool=name, **{"to": iso(m + 5 * MINUTE)})
+    assert [r["ts"] for r in ahead] == [iso(m - 3 * MINUTE), iso(m - 2 * MINUTE)]
 
 
 async def test_hour_rows_give_the_busiest_minute(module_api: Api) -> None:
