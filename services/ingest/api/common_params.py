@@ -7,12 +7,31 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from fastapi import Request
+from starlette.convertors import Convertor, register_url_convertor
 
 from services.ingest.domain.metrics import MINER_PARAM_PATTERN
 from shared.http.bodies import ErrorOut, Text, error_responses, invalid
 
 __all__ = ["MINER_PARAM_PATTERN", "ErrorOut", "Text", "container", "error_responses", "invalid", "parse_time",
            "time_range"]
+
+
+class _AnyText(Convertor[str]):
+    """A path parameter that may hold "/" and any other character: a miner name may (section 1
+    of the contract), and its own pattern, not the router, is what judges it (422 naming the field).
+    Starlette's `path` convertor stops at a newline, which would turn a look-alike into a 404."""
+
+    regex = r"[\s\S]*"  # empty too: the parameter's min_length answers 422 naming the field
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+# Routes write `{miner:any}`; registered once, when the routers are imported.
+register_url_convertor("any", _AnyText())
 
 if TYPE_CHECKING:  # app.py imports these routers; importing it back at run time would be circular
     from services.ingest.bootstrap import Container

@@ -133,7 +133,7 @@ async def pool_stats(request: Request, pool: PoolName = "main", _: Any = READ) -
 
 
 @router.get(
-    "/api/miners/{miner}/stats", response_model=MinerStatsOut, responses=error_responses(401, 403, 404, 422),
+    "/api/miners/{miner:any}/stats", response_model=MinerStatsOut, responses=error_responses(401, 403, 404, 422),
     summary="One miner's figures, per worker",
     description=f"{_WINDOWS_DOC} `efficiency` and each worker's accepted/rejected/stale/best_difficulty cover "
                 f"the last {WORKER_TOTALS_WINDOW}; workers listed are those with rows in it. A worker is `online` "
@@ -153,7 +153,7 @@ async def miner_stats(request: Request, miner: MinerId, pool: PoolName = "main",
 
 
 @router.get(
-    "/api/miners/{miner}/history", response_model=list[HistoryRowOut], responses=error_responses(401, 403, 404, 422),
+    "/api/miners/{miner:any}/history", response_model=list[HistoryRowOut], responses=error_responses(401, 403, 404, 422),
     summary="One miner's history, per worker, by minute, hour or day",
     description="One row per worker and step (`1m`, `1h` or `1d`) whose start `ts` is in [`from`, `to`), oldest "
                 "first; `hashrate` = difficulty_accepted * HASHRATE_MULTIPLIER / the step's seconds. Without "

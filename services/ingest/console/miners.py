@@ -69,8 +69,8 @@ async def miners_page(
     })
 
 
-# `:path`: a miner name may hold '/', which the router sees decoded (`%2F` is '/' by then).
-@router.get("/miners/{miner:path}")
+# `:any` (api/common_params.py): a miner name may hold '/', which the router sees decoded.
+@router.get("/miners/{miner:any}")
 async def miner_page(request: Request, miner: MinerId, pool: PoolName = "main",
                      who: Viewer = Depends(viewer(Scope.READ, miner=True))) -> Response:
     # Before any lookup, as the API does: another miner's key learns nothing, not even whether it exists.

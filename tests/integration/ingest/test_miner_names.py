@@ -97,7 +97,9 @@ async def test_printable_ascii_names_in_the_path_are_taken(module_api: Api, temp
     # The rule is the name's characters only: these are looked up (unknown miners:
     # 404 from the stats, no rows from the metrics API), never refused as input.
     headers = await module_api.headers("read")
-    for name in ["bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "user.worker-1", "a~!@$*(x)_+=:;,'", "m" * 128]:
+    # A name may hold "/" (section 1): the miner routes take the rest of the path as the name.
+    for name in ["bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "user.worker-1", "a~!@$*(x)_+=:;,'", "m" * 128,
+                 "pool/alice", "a/b/c"]:
         response = await module_api.client.get(template.format(quote(name, safe="")), headers=headers)
         assert response.status_code in (200, 404), (name, response.status_code, response.text)
         if response.status_code == 200:
