@@ -43,7 +43,9 @@ def notifications_router(queries: NotificationQueries) -> APIRouter:
                             "first. Page with `before` = the last page's `next_before`. A `miner:<name>` key sees "
                             "its own miner's channels' attempts only.")
     async def list_notifications(
-        alert: Annotated[str | None, Query(min_length=1, max_length=200,
+        # Fingerprints are hex (the alerter's) or "am-" and Alertmanager's [0-9A-Za-z._:-]: anything
+        # else names no alert (and a NUL would reach PostgreSQL, which refuses it).
+        alert: Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[0-9A-Za-z._:-]+$",
                                            description="An alert id (digits) or an alert fingerprint")] = None,
         channel: Annotated[int | None, Query(ge=1, le=_MAX_ID, description="A channel's id")] = None,
         status: Literal["sent", "failed", "dead", "refused"] | None = None,

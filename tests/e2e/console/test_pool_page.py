@@ -136,6 +136,23 @@ def test_the_pool_page_shows_what_the_api_answers(console_stack: ConsoleStack, b
     assert console_errors(browser) == []
 
 
+def test_the_charts_draw_the_pool_history(console_stack: ConsoleStack, browser: WebDriver) -> None:
+    # The day chart reads the hour roll-ups: wait until the API has one (the backfill's first hour).
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86_400))
+    deadline = time.monotonic() + 60
+    while not console_stack.api(f"/api/pool/history?pool=main&step=1h&from={since}", console_stack.keys.read):
+        assert time.monotonic() < deadline, "no hour row in GET /api/pool/history"
+        time.sleep(1)
+    minutes = console_stack.api("/api/pool/history?pool=main", console_stack.keys.read)
+    assert len(minutes) >= 30 and all(r["hashrate_lower"] <= r["hashrate"] <= r["hashrate_upper"] for r in minutes)
+    _signed_in_pool_page(browser, console_stack)
+    for chart in ("hour", "day"):
+        wait_for(browser, lambda d, c=chart: field_text(d, f"chart-{c}-status") == "" and d.find_elements(
+            By.CSS_SELECTOR, f"#chart-{c} canvas"), f"the {chart} chart drawn with data")
+    screenshot(browser, "pool-page-charts")
+    assert console_errors(browser) == []
+
+
 def test_a_live_figure_moves_without_a_reload(console_stack: ConsoleStack, browser: WebDriver) -> None:
     _signed_in_pool_page(browser, console_stack)
     _mark_document(browser)

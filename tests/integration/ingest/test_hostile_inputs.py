@@ -138,6 +138,7 @@ class HostileRequest:
     body: Any = None
     has_body: bool = False
     targets: list[tuple[str, Any]] = field(default_factory=list)  # (where, hostile value), for messages
+    streams: bool = False  # a 200 is an endless text/event-stream (GET /live)
 
     @property
     def url(self) -> str:
@@ -162,7 +163,15 @@ async def send(api: Api, request: HostileRequest, headers: Mapping[str, str]) ->
     if request.has_body:
         content = encode_body(request.body)
         all_headers["Content-Type"] = "application/json"
-    return await api.client.request(request.method, request.url, content=content, headers=all_headers)
+    if not request.streams:
+        return await api.client.request(request.method, request.url, content=content, headers=all_headers)
+    # An event stream's 200 never ends: its status and headers are the answer, and the stream is
+    # closed at once (left open, every such request would hold a connection and a stream slot).
+    async with api.client.stream(request.method, request.url, content=content, headers=all_headers) as response:
+        if response.status_code != 200:
+            await response.aread()
+            return response
+        return httpx.Response(200, headers=response.headers, content=b"", request=response.request)
 
 
 def check_response(response: httpx.Response, *, operation: str, documented: frozenset[str],
@@ -230,6 +239,7 @@ class Operation:
     body_is_array: bool
     body_properties: tuple[str, ...]
     responses: frozenset[str]
+    streams: bool = False
 
     @property
     def key(self) -> str:
@@ -257,8 +267,10 @@ def operations_of(doc: Mapping[str, Any]) -> list[Operation]:
                 props = _properties(doc, schema.get("items", {}))
             else:
                 props = _properties(doc, schema)
+            ok = op.get("responses", {}).get("200", {}).get("content", {})
             out.append(Operation(method.upper(), path, params, schema is not None, is_array, tuple(props),
-                                 frozenset(str(code) for code in op.get("responses", {}))))
+                                 frozenset(str(code) for code in op.get("responses", {})),
+                                 "text/event-stream" in ok))
     return out
 
 
@@ -391,7 +403,7 @@ def hostile_requests(draw: st.DrawFn, op: Operation, dynamic: Mapping[str, str])
                 container[value] = "x"
             elif target.startswith("body.") and isinstance(container, dict):
                 container[target.removeprefix("body.")] = value
-    return HostileRequest(op.method, path, query, body, op.has_body, list(values.items()))
+    return HostileRequest(op.method, path, query, body, op.has_body, list(values.items()), op.streams)
 
 
 # --- the property ---------------------------------------------------------------
