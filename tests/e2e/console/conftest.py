@@ -19,9 +19,12 @@ from tests.e2e.console.stack import ConsoleStack, running_console_stack
 _shots_taken: list[str] = []
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def console_stack(endpoints: Endpoints) -> Iterator[ConsoleStack]:
-    """The four services, keys and a live simulated pool, for one test module; all of it removed after."""
+    """The four services, keys and a live simulated pool, shared by every browser test module (one
+    start-up, about 20 s, instead of one per page); all of it removed after the last. Tests compare a
+    page with the API at that moment, so what other modules added (alerts, dashboards) does not matter;
+    the ingest restart test runs last (test_pool_page.py, last in file order)."""
     with running_console_stack(endpoints) as stack:
         yield stack
 
