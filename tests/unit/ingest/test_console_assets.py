@@ -47,6 +47,7 @@ def test_every_template_escapes_names() -> None:
         name = xss
         miner = None
         csrf_token = '"><script>'
+        sections = [("/", xss)]  # the navigation's labels are escaped too
 
     html = environment.get_template("pool.html").render(
         viewer=Viewer(), nav="/", pool="main", windows=["1m"], page={"pool": xss})

@@ -150,29 +150,14 @@
     return body;
   }
 
-  async function submit(id, form, errors) {
-    for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
-    errors.textContent = "";
-    const button = form.querySelector('button[type="submit"]');
-    button.disabled = true;
-    try {
+  function submit(id, form, errors) {
+    return C.saveForm(form, errors, async function () {
       const answer = await C.api("/api/alert-channels/" + encodeURIComponent(id),
                                  { method: "PUT", body: formBody(channels.get(id), form) });
       channels.set(answer.id, answer);
       document.getElementById("channel-editor-" + id).remove();
       document.getElementById("channel-" + id).replaceWith(row(answer));
-    } catch (error) {
-      const unplaced = [];
-      for (const detail of (error.body && error.body.details) || []) {
-        // body.config.url -> config.url; body.name -> name
-        const name = String(detail.field || "").replace(/^body\./, "").split("[")[0];
-        const target = form.querySelector('[data-error-for="' + CSS.escape(name) + '"]');
-        if (target) target.textContent = detail.message;
-        else unplaced.push(String(detail.field) + ": " + detail.message);
-      }
-      errors.textContent = "Not saved: " + (unplaced.length ? unplaced.join("; ") : error.message);
-      button.disabled = false;
-    }
+    }, function (field) { return field.split("[")[0]; });  // config.url stays config.url
   }
 
   async function start() {

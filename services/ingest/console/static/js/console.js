@@ -172,8 +172,32 @@
 
   function markReady() { document.body.setAttribute("data-ready", "1"); }
 
+  /* An edit form's save: field errors cleared and the submit button disabled while `save()` runs;
+     a refusal's details go beside the fields they name (`[data-error-for="<name>"]`, where
+     `nameOf(field without "body.")` gives the name, or null to leave it to the summary), the rest
+     into `summary`. */
+  async function saveForm(form, summary, save, nameOf) {
+    for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
+    summary.textContent = "";
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    try {
+      await save();
+    } catch (error) {
+      const unplaced = [];
+      for (const detail of (error.body && error.body.details) || []) {
+        const name = nameOf(String(detail.field || "").replace(/^body\./, ""));
+        const target = name && form.querySelector('[data-error-for="' + CSS.escape(name) + '"]');
+        if (target) target.textContent = detail.message;
+        else unplaced.push(String(detail.field) + ": " + detail.message);
+      }
+      summary.textContent = "Not saved: " + (unplaced.length ? unplaced.join("; ") : error.message);
+      button.disabled = false;
+    }
+  }
+
   window.Chimera = {
     ApiError: ApiError, api: api, live: live, fmt: fmt, setText: setText, field: field, el: el,
-    clear: clear, pageData: pageData, markReady: markReady, DASH: DASH,
+    clear: clear, pageData: pageData, markReady: markReady, saveForm: saveForm, DASH: DASH,
   };
 })();

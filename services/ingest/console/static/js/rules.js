@@ -149,24 +149,13 @@
     return values;
   }
 
-  async function submit(id, form, errors) {
-    for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
-    errors.textContent = "";
-    const button = form.querySelector('button[type="submit"]');
-    button.disabled = true;
-    try {
-      await save(rules.get(id), Object.assign(ruleIn(rules.get(id)), formValues(form)));
-    } catch (error) {
-      const unplaced = [];
-      for (const detail of (error.body && error.body.details) || []) {
-        const name = String(detail.field || "").replace(/^body\./, "").split(/[.[]/)[0];
-        const target = form.querySelector('[data-error-for="' + CSS.escape(name) + '"]');
-        if (target && EDITED.indexOf(name) >= 0) target.textContent = detail.message;
-        else unplaced.push(String(detail.field) + ": " + detail.message);
-      }
-      errors.textContent = "Not saved: " + (unplaced.length ? unplaced.join("; ") : error.message);
-      button.disabled = false;
-    }
+  function submit(id, form, errors) {
+    return C.saveForm(form, errors, function () {
+      return save(rules.get(id), Object.assign(ruleIn(rules.get(id)), formValues(form)));
+    }, function (field) {
+      const name = field.split(/[.[]/)[0];
+      return EDITED.indexOf(name) >= 0 ? name : null;
+    });
   }
 
   async function start() {
