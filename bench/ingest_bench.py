@@ -9,6 +9,8 @@ and the run reports events/s and p50/p99 request latency. As a same-run
 baseline it sends the same batches, already decoded, straight through
 `EventProducer.send_events` with the same concurrency, so the HTTP figure
 can be read as a fraction of what the Kafka path alone does on this machine.
+`--producer-impl` sets the service's KAFKA_PRODUCER_IMPL, `--baseline-impl`
+the baseline's (shared/kafka/producer_choice.py; both aiokafka by default).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from services.ingest.config import IngestSettings  # noqa: E402
 from shared.db.migrate import migrate_database  # noqa: E402
 from shared.db.pool import connect  # noqa: E402
 from shared.events import decode_batch  # noqa: E402
-from shared.kafka.producer import EventProducer  # noqa: E402
+from shared.kafka.producer_choice import PRODUCER_IMPLS, ProducerImpl, create_producer  # noqa: E402
 from shared.kafka.topics import ensure_topics  # noqa: E402
 
 
@@ -104,9 +106,9 @@ async def http_run(base_url: str, token: str, batches: list[bytes], clients: int
 
 
 async def producer_run(settings: IngestSettings, batches: list[bytes], clients: int,
-                       duration_s: float) -> tuple[int, float]:
+                       duration_s: float, impl: ProducerImpl = "aiokafka") -> tuple[int, float]:
     decoded = [decode_batch(raw) for raw in batches]
-    producer = EventProducer(settings, client_id="bench-baseline")
+    producer = create_producer(settings, impl, client_id="bench-baseline")
     await producer.start()
     sent = 0
     try:
@@ -147,7 +149,8 @@ async def main(args: argparse.Namespace) -> None:
             await conn.close()
         env = {**os.environ, "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
                "DATABASE_SCHEMA": schema, "HTTP_PORT": str(settings.http_port),
-               "RATE_LIMIT_PER_SECOND": "1000000", "LOG_LEVEL": "WARNING"}
+               "RATE_LIMIT_PER_SECOND": "1000000", "LOG_LEVEL": "WARNING",
+               "KAFKA_PRODUCER_IMPL": args.producer_impl}
         process = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env, cwd=ROOT)
         base_url = f"http://127.0.0.1:{settings.http_port}"
         async with httpx.AsyncClient(base_url=base_url) as probe:
@@ -162,7 +165,8 @@ async def main(args: argparse.Namespace) -> None:
                 raise SystemExit("the service did not become ready")
 
         batches = make_batches(64, args.batch)
-        print(f"{args.clients} clients, {args.batch}-event batches "
+        print(f"service producer: {args.producer_impl}; "
+              f"{args.clients} clients, {args.batch}-event batches "
               f"({len(batches[0]) / 1024:.0f} KiB each), {args.duration:g}s after {args.warmup:g}s warm-up")
         accepted, latencies_s, elapsed_s, statuses = await http_run(
             base_url, token, batches, args.clients, args.duration, args.warmup)
@@ -175,13 +179,15 @@ async def main(args: argparse.Namespace) -> None:
         process.wait(timeout=30)
         process = None
 
-        sent, baseline_s = await producer_run(settings, batches, args.clients, args.baseline_duration)
+        sent, baseline_s = await producer_run(settings, batches, args.clients, args.baseline_duration,
+                                              args.baseline_impl)
         baseline_rate = sent / baseline_s
-        print(f"baseline EventProducer.send_events: {baseline_rate:,.0f} events/s "
+        print(f"baseline send_events ({args.baseline_impl}): {baseline_rate:,.0f} events/s "
               f"({args.baseline_duration:g}s, same batches, same concurrency)")
         print(f"HTTP / baseline: {http_rate / baseline_rate:.2f}")
         if args.json:
             print(json.dumps({"clients": args.clients, "batch": args.batch, "duration_s": args.duration,
+                              "producer_impl": args.producer_impl, "baseline_impl": args.baseline_impl,
                               "http_events_per_s": http_rate, "requests": len(latencies_s),
                               "p50_ms": percentile(latencies_s, 0.5) * 1000,
                               "p99_ms": percentile(latencies_s, 0.99) * 1000,
@@ -200,6 +206,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--baseline-duration", type=float, default=10.0)
+    parser.add_argument("--producer-impl", choices=PRODUCER_IMPLS, default="aiokafka-batch",
+                        help="KAFKA_PRODUCER_IMPL of the service under test (the ingest's default)")
+    parser.add_argument("--baseline-impl", choices=PRODUCER_IMPLS, default="aiokafka-batch",
+                        help="producer straight to Kafka that the HTTP figure is divided by")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures (bench/run_all.py)")
     return parser.parse_args(argv)
 

@@ -17,6 +17,8 @@ from shared.hashrate import DEFAULT_MULTIPLIER
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+# The producer implementations (shared/kafka/producer_choice.py); the ingest's setting picks one.
+KafkaProducerImpl = Literal["aiokafka", "aiokafka-batch", "confluent"]
 PostgresSslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 DEFAULT_DATABASE_URL = "postgresql://chimera@127.0.0.1:5432/chimera"

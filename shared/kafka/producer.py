@@ -144,12 +144,7 @@ class EventProducer:
         deliveries: list[asyncio.Future[object]] = []
         try:
             async with asyncio.timeout(timeout):
-                for record in records:
-                    topic, key, value, *rest = record
-                    headers = list(rest[0]) if rest else None
-                    deliveries.append(
-                        await producer.send(topic, value=value, key=key, headers=headers)
-                    )
+                await self._enqueue(producer, records, deliveries)
                 # return_exceptions: wait for every outcome so no failure is left unobserved.
                 outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
         except TimeoutError as exc:
@@ -181,6 +176,23 @@ class EventProducer:
                 cause=first,
                 failed=len(failures),
             ) from first
+
+    async def _enqueue(
+        self,
+        producer: AIOKafkaProducer,
+        records: Iterable[tuple[str, bytes | None, bytes] | OutgoingRecord],
+        deliveries: list[asyncio.Future[object]],
+    ) -> None:
+        """Queue every record, appending each delivery future to `deliveries` as it is made.
+
+        Appending as it goes (rather than returning a list) lets send_batch abandon
+        the deliveries already made when enqueueing fails or times out midway.
+        Subclasses may queue differently (shared/kafka/batch_producer.py).
+        """
+        for record in records:
+            topic, key, value, *rest = record
+            headers = list(rest[0]) if rest else None
+            deliveries.append(await producer.send(topic, value=value, key=key, headers=headers))
 
     async def send_events(self, events: Iterable[Event], *, timeout_s: float | None = None) -> None:
         """Send validated events to their `pool.*` topics, keyed by miner (docs/contract.md 1)."""

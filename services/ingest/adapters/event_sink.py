@@ -24,7 +24,8 @@ from services.ingest.telemetry import IngestTelemetry
 from shared.background import cancel_and_wait, spawn
 from shared.events import Event
 from shared.kafka.options import KafkaClientError
-from shared.kafka.producer import EventProducer, ProduceError
+from shared.kafka.producer import ProduceError
+from shared.kafka.producer_choice import create_producer
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,8 @@ class EventSink:
         self._max_backoff_s = settings.kafka_reconnect_max_backoff_s
         self._probe_timeout_s = settings.readiness_timeout_s
         self._shutdown_flush_s = max(settings.shutdown_grace_s, 1.0)
-        self._factory = producer_factory or (lambda: EventProducer(
-            settings,
+        self._factory = producer_factory or (lambda: create_producer(
+            settings, settings.kafka_producer_impl,
             client_id="chimera-ingest",
             delivery_timeout_s=settings.kafka_produce_timeout_s,
             request_timeout_ms=int(min(5.0, settings.kafka_produce_timeout_s) * 1000),
