@@ -43,7 +43,9 @@ lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --quiet $(PIP_TOOLS)
 	env -u PIP_FIND_LINKS $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
-		--strip-extras --extra test --output-file $(LOCK) $(LOCK_ARGS) pyproject.toml
+		--strip-extras --extra test --extra bench --output-file $(LOCK) $(LOCK_ARGS) pyproject.toml
+	env -u PIP_FIND_LINKS $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+		--strip-extras --output-file bench/peers/requirements.lock $(LOCK_ARGS) bench/peers/requirements.in
 
 # The tests and the demo need only these (the demo runs its own services; the
 # tests would share the machine's cores with four idle services).

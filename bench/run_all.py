@@ -3,7 +3,8 @@
     source .chimera/stack.env && .venv/bin/python bench/run_all.py [--quick] [--only NAME ...]
 
 Runs ingest, aggregator (with its bare-reader and no-outputs baselines), faust
-(the faust agent against the same bare reader), aggregator_takeover, alerter,
+(the faust agent against the same bare reader), peers (the aggregator beside
+the same job in quixstreams and faust; needs the `bench` extra), aggregator_takeover, alerter,
 notifier and e2e (the four services as processes), one after the other: each
 is a process of its own, so a crash or a leak in one cannot bend another's
 figures, and on a small machine they must not share the cores. Each
@@ -88,6 +89,29 @@ def _faust_rows(r: Json) -> list[Row]:
              "bare aiokafka + orjson read")]
 
 
+def _peers_rows(r: Json) -> list[Row]:
+    base = "bare aiokafka + orjson read"
+    rows: list[Row] = []
+    for shape, s in r["shapes"].items():
+        bare_read = s["baseline"]["rate"]
+        pipeline = s["pipeline"]
+        # steady, or from its start when a small run ended before the first poll saw progress
+        ours = (pipeline["rate_steady"] or pipeline["rate_from_start"]) if pipeline.get("completed") else float("nan")
+        rows += [
+            (f"{shape}: (a) bare aiokafka + orjson read", bare_read, "events/s", None, ""),
+            (f"{shape}: (c) services.aggregator, steady", ours, "events/s", bare_read, base),
+        ]
+        for name, label in (("quix", "quixstreams"), ("faust", "faust")):
+            peer = s[name]["rate"] if s[name].get("completed") else float("nan")
+            rows += [
+                (f"{shape}: {label} job", peer, "events/s", bare_read, base),
+                # the ratio column of this row is ours / theirs (issue 15: at least 4x)
+                (f"{shape}: services.aggregator against the {label} job", ours, "events/s", peer,
+                 f"{label} job, same topic"),
+            ]
+    return rows
+
+
 def _takeover_rows(r: Json) -> list[Row]:
     took = r["takeover"]
     return [
@@ -161,6 +185,8 @@ BENCHES: list[Bench] = [
           _aggregator_rows, 1500),
     Bench("faust", "faust_bench.py", ["--events", "300000"], ["--events", "20000", "--workers", "2000"],
           _faust_rows, 900),
+    Bench("peers", "peers/peers_bench.py", ["--events", "200000", "--workers", "20000"],
+          ["--events", "20000", "--workers", "2000"], _peers_rows, 2400),
     Bench("aggregator_takeover", "aggregator_takeover_bench.py",
           ["--events", "300000", "--workers", "100000", "--timeout", "400"],
           ["--events", "20000", "--workers", "2000", "--timeout", "120"], _takeover_rows, 1200),

@@ -13,8 +13,8 @@ from typing import Any, Final
 
 import httpx
 import pytest
-from selenium.webdriver.common.by import By
 from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
 from tests.conftest import unique_name

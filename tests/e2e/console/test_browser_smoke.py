@@ -7,8 +7,8 @@ exist only once its JavaScript has fetched /openapi.json and rendered it.
 from __future__ import annotations
 
 import pytest
-from selenium.webdriver.common.by import By
 from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
 
 from tests.e2e.console.browser_support import console_errors, screenshot, wait_for
 from tests.e2e.console.stack import ConsoleStack

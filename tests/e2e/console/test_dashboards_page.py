@@ -12,8 +12,8 @@ from typing import Any, Final
 import httpx
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
-from selenium.webdriver.common.by import By
 from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
 
 from tests.e2e.console import figures
 from tests.e2e.console.browser_support import console_errors, field_text, page_ready, screenshot, sign_in, wait_for

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import pytest
-from selenium.webdriver.common.by import By
 from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
 
 from tests.e2e.console import figures
 from tests.e2e.console.browser_support import (
