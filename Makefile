@@ -25,7 +25,7 @@ BENCH_ARGS ?=
 # The console's browser tests need Debian's chromium and chromium-driver: installed here
 # (as root, with apt-get) when missing, found in a moment otherwise; never a download at test time.
 install: $(VENV)/.installed
-	@$(BIN)/chimera dev browser
+	@$(BIN)/chimera dev binaries
 
 # Every dependency (the test extra included) comes pinned, with its hashes, from
 # $(LOCK); the project itself is installed on top without resolving anything.

@@ -34,13 +34,29 @@ def _print_parts(parts: Sequence[PartStatus]) -> None:
         print(f"{part.name:<18}{state:<20}{pid:<12}{part.address}")
 
 
-def _dev(args: argparse.Namespace) -> int:
-    if args.action == "browser":
-        from chimera.devstack.browser_bins import ensure_browser_binaries
+def _ensure_binaries(everything: bool) -> int:
+    """Find (as root, install from Debian's packages) what the stack and the tests run:
+    Chromium for the console tests, and with everything also Java and Maven (Kafka),
+    PostgreSQL and the Prometheus tool chain, so a fresh machine has them after make install."""
+    from chimera.devstack.browser_bins import ensure_browser_binaries
 
-        browser = ensure_browser_binaries()
-        print(f"chromium      {browser.chromium}\nchromedriver  {browser.chromedriver}")
-        return 0
+    if everything:
+        from chimera.devstack.kafka import ensure_java_and_maven
+        from chimera.devstack.monitoring_bins import ensure_monitoring_binaries
+        from chimera.devstack.postgres import ensure_binaries
+
+        ensure_java_and_maven()
+        print(f"{'postgresql':<18}{ensure_binaries()}")
+        for name, path in vars(ensure_monitoring_binaries()).items():
+            print(f"{name:<18}{path}")
+    browser = ensure_browser_binaries()
+    print(f"{'chromium':<18}{browser.chromium}\n{'chromedriver':<18}{browser.chromedriver}")
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    if args.action in ("browser", "binaries"):
+        return _ensure_binaries(everything=args.action == "binaries")
     from chimera.devstack import stack
     from chimera.devstack.config import DevStackConfig
     from chimera.devstack.postgres import PostgresNode
@@ -171,8 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser(
         "dev", help="the local stack in the background: Kafka, PostgreSQL and the four services")
-    dev.add_argument("action", choices=["up", "down", "status", "browser"],
-                     help="browser: find (as root, install) the Chromium and chromedriver of the console tests")
+    dev.add_argument("action", choices=["up", "down", "status", "browser", "binaries"],
+                     help="browser: find (as root, install) the Chromium and chromedriver of the console tests; "
+                          "binaries: those, Java and Maven, PostgreSQL and the Prometheus tool chain")
     dev.add_argument("--infra", action="store_true",
                      help="up: Kafka and PostgreSQL only, migrated and with their topics (what the tests need)")
     dev.set_defaults(handler=_dev)
