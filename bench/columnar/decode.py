@@ -21,10 +21,10 @@ import numpy as np
 import numpy.typing as npt
 
 from services.aggregator.consume.decoding import decode_records
-from services.aggregator.consume.share_checks import valid_share
 from services.aggregator.domain.share import Share
 from shared.events import MAX_FUTURE_MS, MIN_TS_MS
 from shared.kafka.consumer import Record
+from shared.share_checks import valid_share
 
 __all__ = ["STATUS_CODES", "ShareColumns", "decode_columns"]
 

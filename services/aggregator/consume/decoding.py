@@ -1,7 +1,7 @@
 """Kafka records to events, in bulk, with every bad record isolated (pure: no I/O).
 
 Fast path: each value parsed by orjson; a share that plain checks can prove
-valid becomes a `ValidShare` at once (share_checks.py); every other record is
+valid becomes a `ValidShare` at once (shared/share_checks.py); every other record is
 validated by the contract's models, in one pydantic call for the batch.
 Values are parsed one by one rather than joined into one JSON array: a value
 such as `{..},{..}` would otherwise shift every record after it. If the bulk
@@ -34,9 +34,9 @@ from shared.events import (
 )
 from shared.kafka.consumer import Record
 from shared.kafka.deadletter import DeadLetter
+from shared.share_checks import valid_share
 
 from ..domain.share import Share
-from .share_checks import valid_share
 
 __all__ = ["Decoded", "decode_records", "record_now_ms"]
 

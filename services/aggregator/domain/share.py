@@ -1,7 +1,7 @@
 """What the domain reads from a share event.
 
 Both the contract's model (`shared.events.ShareEvent`) and the hot path's
-lighter `ValidShare` (services/aggregator/consume/share_checks.py) have these
+lighter `ValidShare` (shared/share_checks.py) have these
 attributes; the domain accepts either and never builds one itself.
 """
 

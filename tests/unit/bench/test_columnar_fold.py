@@ -20,8 +20,8 @@ from services.aggregator.domain.minutes import fold_shares
 from services.aggregator.domain.model import PoolAggregate
 from tests.unit.aggregator.pipeline_samples import record as kafka_record
 from tests.unit.aggregator.pipeline_samples import share_json
-from tests.unit.aggregator.test_share_checks import _FIELDS, _PALETTE
 from tests.unit.event_samples import NOW_MS, record
+from tests.unit.test_share_checks import _FIELDS, _PALETTE
 
 pytestmark = pytest.mark.unit
 

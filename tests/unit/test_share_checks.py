@@ -13,12 +13,11 @@ import orjson
 import pytest
 
 from services.aggregator.consume.decoding import decode_records
-from services.aggregator.consume.share_checks import ValidShare, valid_share
 from shared.events import InvalidEvent, ShareEvent, decode_event
+from shared.share_checks import ValidShare, valid_share
+from tests.unit.aggregator.pipeline_samples import record as kafka_record
 from tests.unit.event_cases import INVALID, MINER_REFUSED, TS_INVALID, TS_VALID, VALID
 from tests.unit.event_samples import DROP, FIVE_MIN_MS, MIN_TS_MS, NOW_MS, SHARE, record
-
-from .pipeline_samples import record as kafka_record
 
 pytestmark = pytest.mark.unit
 

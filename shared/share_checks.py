@@ -12,7 +12,7 @@ the models, which decide, and name the field and reason in the dead letter.
 So this path may be stricter than the models but never looser, and what it
 accepts carries the same values the model would: both are proved against
 the contract's own tables and a mutation fuzz in
-tests/unit/aggregator/test_share_checks.py.
+tests/unit/test_share_checks.py.
 """
 
 from __future__ import annotations
