@@ -68,6 +68,8 @@ def _dev(args: argparse.Namespace) -> int:
             print(f"applied {name}")
         for name in report.created_topics:
             print(f"created topic {name}")
+        if report.dropped_topics:
+            print(f"deleted {len(report.dropped_topics)} topics left by killed test or benchmark runs")
         _print_parts(report.parts)
         print(f"started: {', '.join(report.started)}" if report.started else "everything was running already")
         print(f"# export these to point clients at it (also in {config.endpoints_file}):")

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -90,6 +90,8 @@ class UpReport:
     applied_migrations: list[str]
     created_topics: list[str]
     parts: list[PartStatus]
+    # Topics of killed test and benchmark runs, deleted when this call started the broker.
+    dropped_topics: list[str] = field(default_factory=list)
 
 
 def service_urls(config: DevStackConfig) -> dict[str, str]:
@@ -122,12 +124,13 @@ def up(config: DevStackConfig | None = None, *, with_services: bool = True) -> U
     """The whole stack in the background, or with `with_services=False` Kafka and PostgreSQL
     with their migrations and topics. Starts only what does not run (a service that died is
     started again); returns once every part is ready. Not from inside an event loop."""
-    from chimera.devstack.prepare import migrate_and_create_topics
+    from chimera.devstack.prepare import drop_leftover_topics, migrate_and_create_topics
 
     config = config or DevStackConfig.from_env()
     with _exclusive(config):
         before = {part.name for part in status(config) if part.running}
         stack = _infra_up(config)
+        dropped = [] if "kafka" in before else drop_leftover_topics(stack.as_env())
         prepared = migrate_and_create_topics(stack.as_env())
         if with_services:
             env = {**stack.as_env(), "PROMETHEUS_URL": _monitor_url(config, "prometheus")}
@@ -141,7 +144,7 @@ def up(config: DevStackConfig | None = None, *, with_services: bool = True) -> U
         parts = status(config)
     wanted = [part for part in parts if with_services or part.name in INFRA]
     return UpReport(stack, [part.name for part in wanted if part.name not in before],
-                    prepared.applied_migrations, prepared.created_topics, parts)
+                    prepared.applied_migrations, prepared.created_topics, parts, dropped)
 
 
 def down(config: DevStackConfig | None = None) -> list[str]:

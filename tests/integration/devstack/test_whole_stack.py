@@ -24,7 +24,7 @@ from dataclasses import replace
 import asyncpg
 import httpx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from chimera.devstack import stack
 from chimera.devstack.config import MONITOR_PORTS, PROJECT_ROOT, DevStackConfig, DevStackError
@@ -88,6 +88,18 @@ def _read_env_file(config: DevStackConfig) -> dict[str, str]:
     return dict(line.removeprefix("export ").split("=", 1) for line in lines)
 
 
+LEFTOVERS = ("t0123456789ab.pool.shares", "bench0123abcd.pool.shares", "bench_0123abcd.chimera.snapshots")
+
+
+async def _create_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1) for name in names])
+    finally:
+        await admin.close()
+
+
 async def _kafka_topics(bootstrap: str) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -118,6 +130,8 @@ async def test_up_status_restart_and_down(private_config: DevStackConfig) -> Non
     assert (running.kafka_bootstrap_servers, running.database_url) == (
         endpoints["KAFKA_BOOTSTRAP_SERVERS"], endpoints["DATABASE_URL"])
     infra_pids = (parts["kafka"].pid, parts["postgres"].pid)
+    # Topics a killed test or benchmark run left, and one of somebody else's.
+    await _create_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"], [*LEFTOVERS, "keep.me"])
     assert (_pids(config)["kafka"], _pids(config)["postgres"]) == infra_pids
 
     # `make up`: the four services join, each with its own port, ready when it returns.
@@ -156,6 +170,8 @@ async def test_up_status_restart_and_down(private_config: DevStackConfig) -> Non
     assert again.returncode == 0, again.stderr
     assert "everything was running already" in again.stdout
     assert _pids(config) == pids
+    # A broker that was running may serve runs in progress: their topics stay.
+    assert set(LEFTOVERS) <= set(await _kafka_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"]))
 
     # A service that died is started again by `make up`; the others are left alone.
     dead = pids["alerter"]
@@ -185,6 +201,21 @@ async def test_up_status_restart_and_down(private_config: DevStackConfig) -> Non
     assert not config.endpoints_file.exists()
     assert list(config.run_dir.iterdir()) == []
     assert "nothing was running" in _chimera_dev(config, "down").stdout
+
+    # A broker `up` starts serves no run yet: what killed runs left goes, the rest stays.
+    infra = _chimera_dev(config, "up", "--infra")
+    assert infra.returncode == 0, infra.stderr
+    assert f"deleted {len(LEFTOVERS)} topics left by killed test or benchmark runs" in infra.stdout
+    bootstrap = _read_env_file(config)["KAFKA_BOOTSTRAP_SERVERS"]
+    topics = set(await _kafka_topics(bootstrap))
+    for _ in range(100):  # a deletion reaches the metadata a moment after its answer
+        if not topics & set(LEFTOVERS):
+            break
+        await asyncio.sleep(0.1)
+        topics = set(await _kafka_topics(bootstrap))
+    assert "keep.me" in topics and "pool.shares" in topics
+    assert not topics & set(LEFTOVERS)
+    assert _chimera_dev(config, "down").returncode == 0
 
 
 async def _every_target_up_and_the_pass_through_answers(config: DevStackConfig, endpoints: dict[str, str]) -> None:
