@@ -116,7 +116,7 @@ def _wire(settings: IngestSettings, pool: asyncpg.Pool) -> Container:
     rate_limiter = KeyRateLimiter(default_per_second=settings.rate_limit_per_second,
                                   burst_s=settings.rate_limit_burst_s)
     sessions = SessionStore(pool, ttl_s=settings.console_session_ttl_s,
-                            cache_ttl_s=settings.api_key_cache_ttl_s)
+                            cache_ttl_s=settings.api_key_cache_ttl_s, on_used=authenticator.note_used)
     custom_metrics = CustomMetrics(max_series=settings.custom_metrics_max_series,
                                    max_series_per_key=settings.custom_metrics_max_series_per_key,
                                    series_ttl_s=settings.custom_metrics_series_ttl_s)

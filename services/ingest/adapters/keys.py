@@ -206,6 +206,11 @@ class KeyAuthenticator:
         self._used[record.id] = now
         return record.principal()
 
+    def note_used(self, key_id: uuid.UUID) -> None:
+        """A request authenticated another way (a console session opened with this key)
+        used the key: written with the next flush like a header's use."""
+        self._used[key_id] = self._wall_clock()
+
     def _remember(self, key_hash: str, entry: _Entry, now_s: float) -> None:
         if self._cache_ttl_s <= 0:
             return

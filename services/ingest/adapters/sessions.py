@@ -68,9 +68,13 @@ class SessionStore:
         max_cached: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_used: Callable[[uuid.UUID], None] = lambda key_id: None,
     ) -> None:
         self._pool = pool
         self._ttl_s = ttl_s
+        # Told the key of every request a live session authenticates, so the key's
+        # last_used_at counts the console's use too (KeyAuthenticator.note_used).
+        self._on_used = on_used
         self._cache_ttl_s = cache_ttl_s
         self._max_cached = max_cached
         self._clock = clock
@@ -110,6 +114,7 @@ class SessionStore:
         session = entry.session
         if session is None or not is_live(session.expires_at, self._wall_clock()):
             return None
+        self._on_used(uuid.UUID(session.principal.key_id))
         return session
 
     async def end(self, token: str) -> None:

@@ -200,3 +200,21 @@ async def test_an_expired_session_lets_nobody_in(module_api: Api) -> None:
             "expires_at = now() - interval '1 second' WHERE token_hash = $1", hash_token(token))
         assert (await client.get("/")).status_code == 303
         assert isinstance(module_api.container.sessions, SessionStore)
+
+
+async def test_requests_with_the_cookie_count_as_the_keys_use(module_api: Api) -> None:
+    store, authenticator = module_api.container.keys, module_api.container.authenticator
+    record, key = await store.create("used from the console", {"read"})
+    async with browser(module_api.base_url) as client:
+        await signed_in(client, key)
+        await authenticator.flush_usage()
+        signed_in_at = await module_api.container.pool.fetchval(
+            "SELECT last_used_at FROM api_keys WHERE id = $1", record.id)
+        assert signed_in_at is not None  # the sign-in itself checked the key
+        await module_api.container.pool.execute(
+            "UPDATE api_keys SET last_used_at = now() - interval '3 days' WHERE id = $1", record.id)
+        assert (await client.get("/api/pool/stats")).status_code == 200
+        await authenticator.flush_usage()
+        used_at = await module_api.container.pool.fetchval(
+            "SELECT last_used_at FROM api_keys WHERE id = $1", record.id)
+        assert used_at >= signed_in_at
