@@ -111,10 +111,15 @@ def _migrate(_: argparse.Namespace) -> int:
 
 
 def _retention(_: argparse.Namespace) -> int:
+    from shared.db.history_retention import run_history_retention
     from shared.db.partitions import run_retention
 
-    dropped = asyncio.run(run_retention(_settings()))
-    print("\n".join(f"dropped {name}" for name in dropped) or "nothing older than the retention")
+    settings = _settings()
+    dropped = asyncio.run(run_retention(settings))
+    print("\n".join(f"dropped {name}" for name in dropped) or "no partition older than the retention")
+    pruned = asyncio.run(run_history_retention(settings))
+    print(f"deleted {pruned.deliveries} finished notification deliveries (with their attempts) and "
+          f"{pruned.resolved_alerts} resolved alerts' records older than {settings.retention_notifications_days} days")
     return 0
 
 

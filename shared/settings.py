@@ -72,6 +72,9 @@ class ServiceSettings(BaseSettings):
     retention_miner_metrics_daily_days: int = Field(default=5 * 365, ge=1)
     retention_pool_metrics_daily_days: int = Field(default=5 * 365, ge=1)
     partitions_ahead_days: int = Field(default=7, ge=1, le=366)
+    # The notifier's delivery log (not partitioned): finished deliveries with their
+    # attempts, and resolved alerts' records, are deleted past this by `chimera retention`.
+    retention_notifications_days: int = Field(default=90, ge=1)
 
     # Contract section 2: hashes per unit of difficulty; 2^32 for SHA-256d pools.
     hashrate_multiplier: float = Field(default=DEFAULT_MULTIPLIER, gt=0)
