@@ -92,6 +92,9 @@ class Liveness:
         self._bucket_ms = rate_bucket_ms
         self._min_gaps = max(min_gaps, 2)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._workers
+
     def __len__(self) -> int:
         return len(self._workers)
 

@@ -40,7 +40,11 @@ from .minutes import (
 from .share import Share
 from .windows import DEFAULT_MULTIPLIER
 
-__all__ = ["BlockBatchResult", "PoolAggregate", "ShareBatchResult"]
+__all__ = ["PRUNE_EVERY_MS", "BlockBatchResult", "PoolAggregate", "ShareBatchResult"]
+
+# How far event time moves between two prunes of idle workers. A prune walks every
+# worker (~50 ms at 100,000), and nothing idle for less than a day may go.
+PRUNE_EVERY_MS = 3_600_000
 
 
 @dataclass(slots=True)
@@ -74,6 +78,7 @@ class PoolAggregate:
         liveness: Liveness | None = None,
         ledger: BlockLedger | None = None,
         max_lateness_ms: int = MAX_LATENESS_MS,
+        prune_every_ms: int | None = PRUNE_EVERY_MS,
     ) -> None:
         self.multiplier = multiplier
         self.dedup = dedup if dedup is not None else EventIds()
@@ -89,6 +94,8 @@ class PoolAggregate:
         self._max_lateness_ms = max_lateness_ms
         self._miner_workers: dict[tuple[str, str], list[str]] = {}
         self._assigned_difficulty: dict[WorkerKey, float] = {}
+        self._prune_every_ms = prune_every_ms  # None: keep every worker (tests of a long stream's figures)
+        self._pruned_at_ms = 0
 
     # --- ingestion --------------------------------------------------------------
 
@@ -119,6 +126,13 @@ class PoolAggregate:
         self.ledger.add_round_seconds(fold_round_seconds(kept))
         return result
 
+    def _prune_as_event_time_passes(self) -> None:
+        """Forget the workers idle for over a day, once an hour of event time: without it a
+        long-running member keeps every worker it ever saw (memory grows with churn)."""
+        if self._prune_every_ms is not None and self.watermark_ms - self._pruned_at_ms >= self._prune_every_ms:
+            self._pruned_at_ms = self.watermark_ms
+            self.prune(self.watermark_ms)
+
     def _apply(
         self,
         deltas: dict[WorkerMinuteKey, MinuteStats],
@@ -137,6 +151,7 @@ class PoolAggregate:
                 observe(key, minute, submitted, stats.last_share_ms, accepted, difficulty)
         for (pool, minute), stats in pool_deltas.items():
             self.pools.add(pool, minute, stats.accepted, stats.submitted, stats.difficulty_accepted)
+        self._prune_as_event_time_passes()
 
     def ingest_blocks(self, blocks: Sequence[BlockEvent]) -> BlockBatchResult:
         """Block events: statuses by hash, rounds, and blocks_found in minute rows."""
@@ -215,3 +230,6 @@ class PoolAggregate:
             names[:] = [w for w in names if (pool, miner, w) in self.workers]
             if not names:
                 del self._miner_workers[(pool, miner)]
+        # A worker that connected but has not shared yet is known to liveness alone.
+        for key in [k for k in self._assigned_difficulty if k not in self.workers and k not in self.liveness]:
+            del self._assigned_difficulty[key]
