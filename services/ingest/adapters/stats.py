@@ -46,6 +46,9 @@ def _totals(row: asyncpg.Record) -> dict[str, WindowTotals]:
 
 
 # $1 pool, $2 current minute m (exclusive end), $3.. window starts; the WHERE bounds make the FILTERs need no end.
+# The oldest minute row kept (retention drops older partitions: windows are far shorter).
+_POOL_FIRST_DATA: Final = "SELECT min(ts) FROM pool_metrics WHERE pool = $1"
+
 _POOL_SUMS: Final = f"""
 SELECT {window_sums_sql(3, "")}
 FROM pool_metrics WHERE pool = $1 AND ts >= ${3 + _WINDOWS.index("24h")} AND ts < $2
@@ -149,6 +152,7 @@ class StatsReader:
             sums = await conn.fetchrow(_POOL_SUMS, pool, m, *starts)
             active = await conn.fetchrow(_ACTIVE, pool, now)
             rounds = await conn.fetchrow(_POOL_ROUNDS, pool)
+            first_data_at = await conn.fetchval(_POOL_FIRST_DATA, pool)
         assert sums is not None and active is not None
         return pool_stats(
             _totals(sums),
@@ -159,6 +163,7 @@ class StatsReader:
             luck={str(n): rounds[f"luck_{n}"] if rounds else None for n in LUCK_WINDOWS},
             as_of=m,
             multiplier=self.hashrate_multiplier,
+            first_data_at=first_data_at,
         )
 
     async def miner_stats(self, pool: str, miner: str, *, now: datetime | None = None) -> MinerStats:

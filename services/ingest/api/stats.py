@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import Depends, Path, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.ingest.adapters.stats import UnknownMiner
 from services.ingest.api.common_params import (
@@ -65,6 +65,10 @@ class PoolStatsOut(BaseModel):
     round_effort: float | None
     luck: dict[Literal["64", "128", "256"], float | None]
     as_of: datetime
+    first_data_at: datetime | None = Field(
+        description="the pool's oldest minute with data (null without data)")
+    filling: dict[Window, bool] = Field(
+        description="per window: true while it reaches back before `first_data_at`, so its figures read low")
 
 
 class WorkerStatsOut(BaseModel):

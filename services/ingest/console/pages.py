@@ -16,6 +16,7 @@ from services.ingest.console.render import render
 from services.ingest.console.sign_in import read_form, same_origin
 from services.ingest.domain.sessions import SIGN_IN_COOKIE, local_next, new_token, same_secret
 from shared.events import NAME_PATTERN
+from shared.hashrate import WINDOWS_MS
 from shared.http.auth import SESSION_COOKIE, Scope, sign_in_principal
 from shared.http.errors import ApiError
 from shared.http.guard import guarded_router
@@ -49,7 +50,8 @@ async def pool_page(request: Request, pool: PoolName = "main",
         # A miner's key has no pool-wide view: its home is its own miner's page.
         return _redirect(f"/miners/{quote(who.miner, safe='')}")
     return render(request, "pool.html", who, {"pool": pool, "windows": WINDOWS,
-                                              "page": {"pool": pool, "windows": list(WINDOWS)}})
+                                              "page": {"pool": pool, "windows": list(WINDOWS),
+                                                       "window_ms": {w: WINDOWS_MS[w] for w in WINDOWS}}})
 
 
 def _sign_in_form(request: Request, next_path: str, *, status: int = 200, error: str | None = None,

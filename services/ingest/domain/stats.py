@@ -175,11 +175,21 @@ class PoolStats:
     round_effort: float | None  # accepted difficulty since the latest block / its network difficulty
     luck: dict[str, float | None]  # over the last n blocks ("64", "128", "256"): found / expected
     as_of: datetime
+    first_data_at: datetime | None = None  # the pool's oldest minute row kept; None without data
+    # Per window: it reaches back before the pool's first data, so its figure reads low.
+    filling: dict[str, bool] = field(default_factory=dict)
+
+
+def filling_windows(first_data_at: datetime | None, as_of: datetime) -> dict[str, bool]:
+    """Window W ends at minute `as_of` (exclusive) and starts W before it: filling while
+    it starts before the pool's first minute of data. Without data nothing is claimed."""
+    return {name: first_data_at is not None and start < minute_start(first_data_at)
+            for name, start in window_starts(as_of).items()}
 
 
 def pool_stats(totals: Totals, *, active_miners: int, active_workers: int, blocks_found: int,
                round_effort: float | None, luck: dict[str, float | None],
-               as_of: datetime, multiplier: float) -> PoolStats:
+               as_of: datetime, multiplier: float, first_data_at: datetime | None = None) -> PoolStats:
     rates = hashrates(totals, multiplier)
     bounds = intervals(totals, rates, multiplier)
     return PoolStats(
@@ -195,6 +205,8 @@ def pool_stats(totals: Totals, *, active_miners: int, active_workers: int, block
         round_effort=round_effort,
         luck=luck,
         as_of=as_of,
+        first_data_at=first_data_at,
+        filling=filling_windows(first_data_at, as_of),
     )
 
 

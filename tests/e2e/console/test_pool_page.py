@@ -200,3 +200,23 @@ def test_the_page_reconnects_after_the_service_restarts(console_stack: ConsoleSt
     screenshot(browser, "pool-page-reconnected")
     # While the service was down the stream's reconnection attempts failed; nothing else may have.
     assert [e for e in console_errors(browser) if "/live" not in e["message"]] == []
+
+
+def test_windows_before_the_pools_first_data_say_filling(console_stack: ConsoleStack, browser: WebDriver) -> None:
+    # The stack's pool began an hour ago (its backfill): its 24h window reads low and says so.
+    stats = console_stack.api("/api/pool/stats?pool=main", console_stack.keys.read)
+    assert stats["filling"]["24h"] is True and stats["filling"]["5m"] is False, stats["filling"]
+    _signed_in_pool_page(browser, console_stack)
+
+    def badges(driver: WebDriver) -> dict[str, bool]:
+        return {w: driver.find_element(By.CSS_SELECTOR, f'[data-field="filling-{w}"]').is_displayed()
+                for w in ("5m", "24h")}
+
+    wait_for(browser, lambda d: badges(d) == {"5m": False, "24h": True}, "the 24h window's filling badge")
+    # A live record carries no `filling`: the page judges it from the first data the API gave.
+    _mark_document(browser)
+    before = _live_value(browser)
+    wait_for(browser, _changes(browser, before), f"{LIVE_FIELD} to change", timeout_s=LIVE_WITHIN_S)
+    assert _same_document(browser) and badges(browser) == {"5m": False, "24h": True}
+    screenshot(browser, "pool-page-filling")
+    assert console_errors(browser) == []

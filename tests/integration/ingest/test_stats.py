@@ -74,7 +74,8 @@ async def test_pool_stats_are_empty_figures_without_data(module_api: Api) -> Non
                     "hashrate_lower": dict.fromkeys(WINDOWS, 0.0), "hashrate_upper": dict.fromkeys(WINDOWS),
                     "shares_per_second": 0.0, "active_miners": 0,
                     "active_workers": 0, "efficiency": None, "blocks_found": 0, "round_effort": None,
-                    "luck": {"64": None, "128": None, "256": None}, "as_of": iso(m)}
+                    "luck": {"64": None, "128": None, "256": None}, "as_of": iso(m),
+                    "first_data_at": None, "filling": dict.fromkeys(WINDOWS, False)}
     default_pool = await get(module_api, "/api/pool/stats")  # pool=main by default
     assert default_pool["hashrate"] == dict.fromkeys(WINDOWS, 0.0)
 
@@ -115,6 +116,20 @@ async def test_pool_stats_exact_figures(module_api: Api) -> None:
     assert body["blocks_found"] == 2
     assert body["round_effort"] >= 0 and set(body["luck"]) == {"64", "128", "256"}  # values: test_pool_history
     assert body["as_of"] == iso(m)
+    # Data from 1441 minutes back: every window is full.
+    assert body["first_data_at"] == iso(m - 1441 * minute)
+    assert body["filling"] == dict.fromkeys(WINDOWS, False)
+
+
+async def test_windows_reaching_back_before_the_pools_first_data_say_filling(module_api: Api) -> None:
+    db, name = module_api.container.pool, "young-pool"
+    m = await current_minute()
+    await insert_pool_minute(db, name, m - timedelta(minutes=20), difficulty=10, accepted=1, miners=1, workers=1)
+    await insert_pool_minute(db, name, m - timedelta(minutes=2), difficulty=10, accepted=1, miners=1, workers=1)
+    body = await get(module_api, "/api/pool/stats", pool=name)
+    assert body["first_data_at"] == iso(m - timedelta(minutes=20))
+    # 15m starts at m-15 (after the first data): full; 1h and 24h start before it.
+    assert body["filling"] == {"1m": False, "5m": False, "15m": False, "1h": True, "24h": True}
 
 
 async def test_miner_stats_exact_figures(module_api: Api) -> None:

@@ -14,6 +14,7 @@ from services.ingest.domain.stats import (
     WindowTotals,
     WorkerTotals,
     efficiency,
+    filling_windows,
     hashrate_hs,
     history_row,
     history_step,
@@ -245,3 +246,23 @@ def test_step_floor(step: Step, expected: datetime) -> None:
 def test_history_row_hashrate_is_over_its_own_step(step: Step) -> None:
     row = history_row(M, "rig1", 3600, 0, 0, 86_400.0, multiplier=T32, step_s=STEP_S[step])
     assert row.hashrate == 86_400.0 * T32 / STEP_S[step]
+
+
+_AS_OF = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("first_back", "expected"), [
+    (None, dict.fromkeys(WINDOWS_S, False)),                      # no data: nothing claimed
+    (timedelta(days=2), dict.fromkeys(WINDOWS_S, False)),         # older than every window
+    (timedelta(hours=24), dict.fromkeys(WINDOWS_S, False)),       # exactly the 24h window's start
+    (timedelta(hours=24) - timedelta(minutes=1),
+     {name: name == "24h" for name in WINDOWS_S}),                # one minute short of 24 hours
+    (timedelta(minutes=5), {name: name not in ("1m", "5m") for name in WINDOWS_S}),
+    (timedelta(minutes=4, seconds=30),                            # a first share inside minute m-5
+     {name: name not in ("1m", "5m") for name in WINDOWS_S}),
+    (timedelta(seconds=30), {name: name != "1m" for name in WINDOWS_S}),  # one complete minute
+    (-timedelta(seconds=30), dict.fromkeys(WINDOWS_S, True)),     # data only in the current minute
+])
+def test_filling_windows(first_back: timedelta | None, expected: dict[str, bool]) -> None:
+    first = None if first_back is None else _AS_OF - first_back
+    assert filling_windows(first, _AS_OF) == expected

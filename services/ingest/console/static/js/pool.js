@@ -10,12 +10,22 @@
   const DAY_S = 86400;
   const BLOCKS_SHOWN = 10;
   const STATS_POLL_MS = 30 * 1000;
+  const windowMs = page.window_ms || {};
+  let firstDataMs = null; // the pool's first minute with data, from the stats API
   const firing = new Map(); // fingerprint -> alert
   const charts = {};
 
   function byWindow(value, window) {
     // The stats API gives some figures as one number, the snapshot by window.
     return value !== null && typeof value === "object" ? value[window] : value;
+  }
+
+  /* A window reaching back before the pool's first data reads low: the stats API says so;
+     a live record's window is judged from its as_of_ms and the first data the API gave. */
+  function isFilling(figures, w) {
+    if (figures.filling) return figures.filling[w] === true;
+    if (firstDataMs === null || typeof figures.as_of_ms !== "number" || !windowMs[w]) return false;
+    return figures.as_of_ms - windowMs[w] < firstDataMs;
   }
 
   function showFigures(figures) {
@@ -25,8 +35,7 @@
       C.setText(C.field("hashrate-upper-" + w), C.fmt.hashrate(byWindow(figures.hashrate_upper, w)));
       C.setText(C.field("shares-" + w), C.fmt.count(byWindow(figures.shares, w)));
       const filling = C.field("filling-" + w);
-      // Only when the figures say so: a window reaching back before the pool's first data.
-      if (filling) filling.hidden = !(figures.filling && figures.filling[w] === true);
+      if (filling) filling.hidden = !isFilling(figures, w);
     }
     C.setText(C.field("shares-per-second"), C.fmt.number(byWindow(figures.shares_per_second, "5m"), 2));
     C.setText(C.field("efficiency"), C.fmt.percent(byWindow(figures.efficiency, "24h"), 2));
@@ -40,6 +49,7 @@
 
   async function loadStats() {
     const stats = await C.api("/api/pool/stats", { query: { pool: pool } });
+    firstDataMs = stats.first_data_at ? Date.parse(stats.first_data_at) : null;
     showFigures(stats);
     C.setText(C.field("as-of"), C.fmt.time(stats.as_of));
   }
