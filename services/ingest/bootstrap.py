@@ -155,7 +155,8 @@ def _wire(settings: IngestSettings, pool: asyncpg.Pool) -> Container:
         prometheus=PrometheusClient(settings.prometheus_url),
         sessions=sessions,
         live=live,
-        live_feed=(LiveFeed(settings, live, telemetry, max_backoff_s=settings.kafka_reconnect_max_backoff_s)
+        live_feed=(LiveFeed(settings, live, telemetry, max_backoff_s=settings.kafka_reconnect_max_backoff_s,
+                             partitions_check_s=settings.live_partitions_check_s)
                    if settings.console_enabled else None),
         plugins=[load_factory(spec)(settings, pool) for spec in settings.api_plugins],
     )

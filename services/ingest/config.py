@@ -31,6 +31,13 @@ class IngestSettings(ServiceSettings):
     # query is up to 192 KiB once URL-encoded (12 bytes per 4-byte character).
     # Past this the server answers 400 and closes the connection.
     http_max_request_head_bytes: int = Field(default=256 * 1024, ge=16 * 1024)
+    # Event loop uvicorn serves on: "auto" is uvloop when importable (issue 15 figures in
+    # docs/README "Benchmarks"), "asyncio" the standard library's, "uvloop" insists on it.
+    http_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    # POST /v1/events checks shares with shared/share_checks.py (proven never looser than
+    # the models, which still decide every other event and word every error) and encodes
+    # them without building models: see services/ingest/domain/fast_batch.py.
+    share_fast_checks: bool = True
     # How long SIGTERM waits for in-flight requests before closing.
     shutdown_grace_s: float = Field(default=10.0, ge=0)
 
@@ -118,6 +125,8 @@ class IngestSettings(ServiceSettings):
     # A miner not re-published for this long (the aggregator sweeps every 5 minutes and
     # stops publishing a miner without workers for 24 h) leaves the miners list.
     live_miner_stale_s: float = Field(default=900.0, ge=360)
+    # How often the feed asks the broker for partitions added to its topics (scale-out).
+    live_partitions_check_s: float = Field(default=60.0, gt=0, le=3600)
 
     @field_validator("api_plugins", mode="before")
     @classmethod

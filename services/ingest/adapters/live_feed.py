@@ -8,6 +8,8 @@ aggregator re-publishes every worker and miner at least every five minutes
 entity; alerts from one minute ago, so a page opened now still sees a
 transition that just happened. After a Kafka error the consumer is rebuilt
 and positioned the same way (records seen twice only refresh the same keys).
+Every LIVE_PARTITIONS_CHECK_S it asks the broker for partitions added to either
+topic and reads those from their beginning.
 
 Kafka away at start does not stop the service: the feed retries with backoff
 and the pages get figures once it answers.
@@ -60,8 +62,10 @@ class _TopicMissing(Exception):
 
 class LiveFeed:
     def __init__(self, settings: ServiceSettings, hub: LiveHub, observer: FeedObserver, *,
-                 max_backoff_s: float = 10.0, clock: Callable[[], float] = time.time) -> None:
+                 max_backoff_s: float = 10.0, partitions_check_s: float = 60.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
+        self._partitions_check_s = partitions_check_s
         self._hub = hub
         self._observer = observer
         self._max_backoff_s = max_backoff_s
@@ -144,8 +148,28 @@ class LiveFeed:
         self.positioned = True
         log.info("live feed reading %s and %s", self.snapshot_topic, self.alert_topic)
 
+    async def _take_new_partitions(self, consumer: AIOKafkaConsumer) -> None:
+        """Partitions added to a topic since the feed positioned itself (the pool scaled out):
+        read from their beginning, since all they hold is newer than the feed's start; the
+        partitions already read keep their positions (assign() would forget them)."""
+        wanted = {tp for tps in (await self._partitions()).values() for tp in tps}
+        current = consumer.assignment()
+        new = wanted - current
+        if not new:
+            return
+        positions = {tp: await consumer.position(tp) for tp in current}
+        starts: dict[TopicPartition, int] = await consumer.beginning_offsets(list(new))
+        consumer.assign([*current, *new])
+        for tp, offset in (positions | starts).items():
+            consumer.seek(tp, offset)
+        log.info("live feed reading %d more partitions: %s", len(new), sorted(map(str, new)))
+
     async def _read(self, consumer: AIOKafkaConsumer) -> None:
+        checked_s = time.monotonic()
         while True:
+            if time.monotonic() - checked_s >= self._partitions_check_s:
+                checked_s = time.monotonic()
+                await self._take_new_partitions(consumer)
             batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_MAX_RECORDS)
             for tp, records in batches.items():
                 is_alert = tp.topic == self.alert_topic

@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from services.ingest.config import IngestSettings
-from shared.kafka.topics import Topic
+from shared.kafka.options import client_options
+from shared.kafka.topics import Topic, topic_name
 from tests.conftest import Endpoints
 from tests.integration.ingest.conftest import Api, make_settings, serve
 from tests.integration.ingest.live_helpers import (
@@ -146,5 +149,34 @@ async def test_a_server_stop_ends_open_streams_at_once(endpoints: Endpoints, top
                 await stopping
             assert all(event.kind == "comment" for event in rest)  # ended cleanly, nothing half-written
             assert time.monotonic() - started < 10
+    finally:
+        await server.aclose()
+
+
+async def test_partitions_added_to_a_topic_are_read_without_a_reconnect(endpoints: Endpoints, topic_prefix: str,
+                                                                        db_schema: str) -> None:
+    settings = make_settings(endpoints, topic_prefix, db_schema, live_partitions_check_s=0.3)
+    server = serve(settings)
+    api = await anext(server)
+    try:
+        feed = api.container.live_feed
+        assert feed is not None
+        await eventually(lambda: feed.positioned)
+        topic = topic_name(settings, Topic.SNAPSHOTS)
+        admin = AIOKafkaAdminClient(**client_options(settings))
+        await admin.start()
+        try:
+            before = len((await admin.describe_topics([topic]))[0]["partitions"])
+            await admin.create_partitions({topic: NewPartitions(total_count=before + 2)})
+        finally:
+            await admin.close()
+        # Written to the newest partition only, right after it exists: before the feed looks again.
+        producer = AIOKafkaProducer(**client_options(settings), acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, pool_record(), partition=before + 1)
+        finally:
+            await producer.stop()
+        await eventually(lambda: api.container.live.latest_pool("main") is not None, timeout_s=15)
     finally:
         await server.aclose()
