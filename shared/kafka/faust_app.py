@@ -89,6 +89,8 @@ def make_app(settings: ServiceSettings, *, app_id: str, data_dir: Path, session_
     return faust.App(
         topic_name(settings, app_id), broker=f"kafka://{settings.kafka_bootstrap_servers}",
         store="memory://", web_enabled=False, autodiscover=False, topic_partitions=settings.kafka_topic_partitions,
+        # Topics faust makes itself (its assignor's leader topic) as replicated as ours.
+        topic_replication_factor=settings.kafka_replication_factor,
         datadir=str(data_dir / "{conf.name}"),
         key_serializer="raw", value_serializer="raw", consumer_auto_offset_reset="earliest",
         broker_credentials=broker_credentials(settings), broker_commit_interval=0.5, producer_linger_ms=1,

@@ -23,3 +23,10 @@ def test_internal_topics_and_compacted_changelogs_with_their_partitions(tmp_path
     assert set(specs) == {"t1.chimera.notifier-groups", "t1.notifier-groups-changelog"}
     assert specs["t1.chimera.notifier-groups"].partitions == 4
     assert specs["t1.notifier-groups-changelog"].config == {"cleanup.policy": "compact"}
+
+
+@pytest.mark.parametrize("replication", [1, 3])
+def test_topics_faust_makes_itself_are_as_replicated_as_ours(tmp_path: Path, replication: int) -> None:
+    settings = ServiceSettings(kafka_replication_factor=replication)
+    app = make_app(settings, app_id="alerter", data_dir=tmp_path, session_timeout_s=10)
+    assert app.conf.topic_replication_factor == replication
