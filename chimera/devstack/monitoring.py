@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,10 +29,10 @@ from typing import Any, Final
 import yaml
 
 from chimera.devstack.config import MONITOR_PORTS, PROJECT_ROOT, DevStackConfig, DevStackError
+from chimera.devstack.detached import launch, stack_pid
 from chimera.devstack.monitoring_bins import MonitoringBinaries, ensure_monitoring_binaries
 from chimera.devstack.processes import (
     answers_200,
-    cmdline,
     pid_alive,
     port_free,
     read_pid,
@@ -86,14 +85,7 @@ class MonitorProcess:
         self._state_dir = config.state_dir
 
     def pid(self) -> int | None:
-        pid = read_pid(self._pid_file)
-        if pid is None or not pid_alive(pid) or not cmdline(pid):
-            return None
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            return None
-        return pid if f"CHIMERA_STATE_DIR={self._state_dir}".encode() in environ else None
+        return stack_pid(self._pid_file, self._state_dir)
 
     def alive(self) -> bool:
         """The process last started runs. Not `pid()`: while it execs, its /proc entries can
@@ -109,16 +101,8 @@ class MonitorProcess:
             raise DevStackError(f"port {self.port} is taken, so {self.name} cannot listen on it",
                                 f"stop what holds it, or choose another port with {MONITOR_PORTS[self.name][0]}")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._pid_file.parent.mkdir(parents=True, exist_ok=True)
-        full_env = {**os.environ, **env, "CHIMERA_STATE_DIR": str(self._state_dir)}
-        with self.log_path.open("ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} chimera dev up: {' '.join(command)}\n".encode())
-            log.flush()
-            process = subprocess.Popen(list(command), cwd=self.data_dir, env=full_env, stdin=subprocess.DEVNULL,
-                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self._pid_file.write_text(f"{process.pid}\n")
-        return process.pid
+        return launch(command, cwd=self.data_dir, env={**os.environ, **env}, state_dir=self._state_dir,
+                      log_path=self.log_path, pid_file=self._pid_file, banner=" ".join(command))
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> bool:
         pid = self.pid()

@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from chimera.devstack.config import PROJECT_ROOT, DevStackConfig, DevStackError
+from chimera.devstack.detached import launch, stack_pid
 from chimera.devstack.processes import (
     answers_200,
-    cmdline,
     pid_alive,
     port_free,
-    read_pid,
     signal_group,
     tail,
     wait_until,
@@ -61,19 +58,7 @@ class BackgroundService:
         self._pid_file = config.run_dir / f"{spec.name}.pid"
 
     def pid(self) -> int | None:
-        pid = read_pid(self._pid_file)
-        if pid is None or not pid_alive(pid):
-            return None
-        return pid if self._is_ours(pid) else None
-
-    def _is_ours(self, pid: int) -> bool:
-        if f"-m {self.spec.module} " not in cmdline(pid) + " ":
-            return False
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            return False
-        return f"CHIMERA_STATE_DIR={self._config.state_dir}".encode() in environ
+        return stack_pid(self._pid_file, self._config.state_dir, command_has=f"-m {self.spec.module} ")
 
     def ready(self) -> bool:
         return answers_200(f"{self.url}/readyz", PROBE_TIMEOUT_S)
@@ -88,7 +73,6 @@ class BackgroundService:
         env[self.spec.port_variable] = str(self.port)
         if self.spec.data_dir_variable is not None:
             env[self.spec.data_dir_variable] = str(self._config.state_dir / self.name)
-        env["CHIMERA_STATE_DIR"] = str(self._config.state_dir)
         env["PYTHONUNBUFFERED"] = "1"  # a crash's last words reach the log
         return env
 
@@ -99,18 +83,9 @@ class BackgroundService:
                 f"stop what holds it (a `make demo` running, for one), or choose another port "
                 f"with CHIMERA_{self.name.upper()}_PORT",
             )
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._pid_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} chimera dev up: starting {self.name} "
-                      f"on {self.url}\n".encode())
-            log.flush()
-            process = subprocess.Popen(
-                [sys.executable, "-m", self.spec.module], cwd=PROJECT_ROOT, env=self.environment(stack_env),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        self._pid_file.write_text(f"{process.pid}\n")
-        return process.pid
+        return launch([sys.executable, "-m", self.spec.module], cwd=PROJECT_ROOT, env=self.environment(stack_env),
+                      state_dir=self._config.state_dir, log_path=self.log_path, pid_file=self._pid_file,
+                      banner=f"starting {self.name} on {self.url}")
 
     def forget(self) -> None:
         self._pid_file.unlink(missing_ok=True)
