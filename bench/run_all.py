@@ -84,6 +84,22 @@ def _aggregator_rows(r: Json) -> list[Row]:
     return rows
 
 
+def _produce_rows(r: Json) -> list[Row]:
+    """Round by round each figure has its own same-round baseline; the table shows the last round."""
+    variants = r["variants"]
+    base = variants["aiokafka"]["events_per_s"][-1]
+    ceiling = variants["ceiling"]["events_per_s"][-1]  # bench/produce_bench.py CEILING
+    rows: list[Row] = [("Kafka's ProducerPerformance, the broker's ceiling", ceiling, "events/s", None, "")]
+    for name in ("aiokafka", "aiokafka-batch", "confluent"):
+        if name in variants:
+            rate = variants[name]["events_per_s"][-1]
+            rows += [(f"{name} producer, {r['clients']} callers of 1,000-event batches", rate, "events/s", base,
+                      "per-record aiokafka producer (EventProducer)"),
+                     (f"{name} producer against the broker's ceiling", rate, "events/s", ceiling,
+                      "Kafka's ProducerPerformance")]
+    return rows
+
+
 def _faust_rows(r: Json) -> list[Row]:
     return [("faust agent, stream.take + orjson", r["faust"]["rate"], "records/s", r["baseline"]["rate"],
              "bare aiokafka + orjson read")]
@@ -179,6 +195,8 @@ def _e2e_rows(r: Json) -> list[Row]:
 BENCHES: list[Bench] = [
     Bench("ingest", "ingest_bench.py", ["--duration", "20", "--baseline-duration", "10"],
           ["--duration", "3", "--warmup", "1", "--baseline-duration", "2"], _ingest_rows, 300),
+    Bench("produce", "produce_bench.py", ["--duration", "5", "--runs", "2"],
+          ["--duration", "1", "--runs", "1", "--ceiling-records", "50000"], _produce_rows, 600),
     Bench("aggregator", "aggregator_bench.py",
           ["--events", "300000", "--workers", "100000", "--compare-outputs", "--timeout", "400"],
           ["--events", "20000", "--workers", "2000", "--compare-outputs", "--timeout", "120"],
