@@ -2,7 +2,9 @@
 
     source .chimera/stack.env && .venv/bin/python bench/run_all.py [--quick] [--only NAME ...]
 
-Runs ingest, aggregator (with its bare-reader and no-outputs baselines), faust
+Runs ingest, produce (each producer against Kafka's own ceiling), aggregator (with
+its bare-reader and no-outputs baselines), aggregator_scaleout (one against two
+aggregator processes in one group), faust
 (the faust agent against the same bare reader), peers (the aggregator beside
 the same job in quixstreams and faust; needs the `bench` extra), aggregator_takeover, alerter,
 notifier and e2e (the four services as processes), one after the other: each
@@ -97,6 +99,25 @@ def _produce_rows(r: Json) -> list[Row]:
                       "per-record aiokafka producer (EventProducer)"),
                      (f"{name} producer against the broker's ceiling", rate, "events/s", ceiling,
                       "Kafka's ProducerPerformance")]
+    return rows
+
+
+def _scaleout_rows(r: Json) -> list[Row]:
+    base = "bare aiokafka + orjson read, same topic"
+    rows: list[Row] = []
+    for shape, s in r["shapes"].items():
+        groups = s["groups"]
+        first = next(iter(groups.values()))
+        for count, g in groups.items():
+            if not g.get("completed"):
+                rows.append((f"{shape}: {count} aggregator process(es): did not finish", float("nan"), "", None, ""))
+                continue
+            bare_read = (g["baseline"] or first["baseline"])["rate"]
+            rows.append((f"{shape}: {count} aggregator process(es) in one group", g["rate"], "events/s",
+                         bare_read, base))
+        if s.get("two_over_one") is not None:
+            rows.append((f"{shape}: two aggregator processes against one", groups["2"]["rate"], "events/s",
+                         groups["1"]["rate"], "one process, same run"))
     return rows
 
 
@@ -201,6 +222,8 @@ BENCHES: list[Bench] = [
           ["--events", "300000", "--workers", "100000", "--compare-outputs", "--timeout", "400"],
           ["--events", "20000", "--workers", "2000", "--compare-outputs", "--timeout", "120"],
           _aggregator_rows, 1500),
+    Bench("aggregator_scaleout", "aggregator_scaleout_bench.py", ["--events", "500000", "--workers", "100000"],
+          ["--events", "20000", "--workers", "2000"], _scaleout_rows, 900),
     Bench("faust", "faust_bench.py", ["--events", "300000"], ["--events", "20000", "--workers", "2000"],
           _faust_rows, 900),
     Bench("peers", "peers/peers_bench.py", ["--events", "200000", "--workers", "20000"],

@@ -222,7 +222,10 @@ class BatchConsumer:
         self._started().seek(tp, offset)
 
     def pause(self, tps: Iterable[TopicPartition]) -> None:
-        self._started().pause(*tps)
+        """No-op once stopped: leaving the group can still hand a stopping member an
+        assignment (another member left at the same time), and nothing is fetched any more."""
+        if self._consumer is not None:
+            self._consumer.pause(*tps)
 
     def resume(self, tps: Iterable[TopicPartition]) -> None:
         self._started().resume(*tps)
