@@ -20,7 +20,13 @@ peak RSS is its own):
     schema, with the outputs wired in (`AGGREGATOR_OUTPUTS`), until its stored
     offsets reach the end of every partition.
 
-Reported: events/s of each, ratios to (a), and peak RSS (VmHWM) of each process.
+Reported: events/s of each, ratios to (a), and peak RSS (VmHWM) of each process;
+for (c) also the share of the time PostgreSQL is inside a batch write (sampled
+from pg_stat_activity), and the WAL bytes and checkpoints of the run.
+
+`--variants 'base=;x=ENV=VALUE'` runs (a), then only (c) under each variant's
+environment, alternated `--repeat` times, each on a fresh schema: a lever
+against its same-run baseline. `--py-spy FILE` profiles (c) (speedscope).
 
 Two shapes of load matter, because the aggregator's work is per event AND
 per worker-minute (window sums, liveness, one row upserted):
@@ -39,6 +45,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -227,13 +234,23 @@ async def phase_domain(settings: ServiceSettings) -> dict[str, Any]:
     return out
 
 
+async def pg_server_figures(conn: asyncpg.Connection) -> dict[str, Any]:
+    """WAL position and checkpoint counters: the server-wide cost of a run (the bench lock keeps
+    other benchmarks off the server meanwhile)."""
+    row = await conn.fetchrow(
+        "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn AS wal_bytes, checkpoints_timed, checkpoints_req,"
+        " buffers_checkpoint, buffers_backend, checkpoint_write_time, checkpoint_sync_time FROM pg_stat_bgwriter")
+    return {k: float(v) for k, v in dict(row).items()}
+
+
 async def phase_pipeline(settings: ServiceSettings, events: int, timeout_s: float,
-                         outputs: bool = True) -> dict[str, Any] | None:
+                         outputs: bool = True, variant_env: dict[str, str] | None = None,
+                         py_spy: str | None = None) -> dict[str, Any] | None:
     if importlib.util.find_spec("services.aggregator.bootstrap") is None:
         return None
     await migrate_database(settings)
     port = free_port()
-    env = {**os.environ, "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
+    env = {**os.environ, **(variant_env or {}), "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
            "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
            "DATABASE_SCHEMA": settings.database_schema, "METRICS_PORT": str(port), "LOG_LEVEL": "WARNING",
            "AGGREGATOR_OUTPUTS": "exporter,rollups,snapshots" if outputs else "",
@@ -242,10 +259,16 @@ async def phase_pipeline(settings: ServiceSettings, events: int, timeout_s: floa
     topic = topic_name(settings, Topic.SHARES)
     conn = await asyncpg.connect(settings.database_url, server_settings={"search_path": settings.database_schema})
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "services.aggregator"], env=env, cwd=ROOT)  # noqa: ASYNC220
+    command = [sys.executable, "-m", "services.aggregator"]
+    if py_spy:
+        command = ["/tmp/tools/bin/py-spy", "record", "--idle", "-o", py_spy, "--format", "speedscope", "--", *command]
+    server_before = await pg_server_figures(conn)
+    process = subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: ASYNC220
     first_progress: tuple[float, int] | None = None
     done_at: float | None = None
     peak = 0.0
+    # Share of samples in which the aggregator's batch write is running in PostgreSQL.
+    samples = writing = 0
     try:
         while time.perf_counter() - started < timeout_s:
             if process.poll() is not None:
@@ -259,10 +282,17 @@ async def phase_pipeline(settings: ServiceSettings, events: int, timeout_s: floa
                 done = 0
             if done and first_progress is None:
                 first_progress = (time.perf_counter(), done)
+            if first_progress is not None:
+                samples += 1
+                writing += bool(await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active'"
+                    " AND (query LIKE 'SELECT chimera_aggregator_write%' OR query LIKE '%aggregator_event_ids%')"
+                    " AND pid <> pg_backend_pid()"))
             if done >= events:
                 done_at = time.perf_counter()
                 break
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.1)
+        server_after = await pg_server_figures(conn)
         scrape: dict[str, Any] = {}
         if done_at is not None and outputs:
             import httpx
@@ -274,7 +304,7 @@ async def phase_pipeline(settings: ServiceSettings, events: int, timeout_s: floa
                           "has_pool_total_hashrate": b"pool_total_hashrate{" in response.content}
         peak = max(peak, vm_hwm_mib(process.pid))
     finally:
-        process.terminate()
+        process.send_signal(signal.SIGINT if py_spy else signal.SIGTERM)  # py-spy writes its profile on SIGINT
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -286,13 +316,18 @@ async def phase_pipeline(settings: ServiceSettings, events: int, timeout_s: floa
     t0, done0 = first_progress
     return {"completed": True, "events": events, "seconds_from_start": done_at - started,
             "rate_from_start": events / (done_at - started),
-            "rate_steady": (events - done0) / max(done_at - t0, 1e-9), "vm_hwm_mib": peak, **scrape}
+            "rate_steady": (events - done0) / max(done_at - t0, 1e-9), "vm_hwm_mib": peak, **scrape,
+            "db_writing_share": writing / max(samples, 1),
+            "server": {k: server_after[k] - server_before[k] for k in server_after}}
 
 
-def run_phase(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
+def run_phase(name: str, args: argparse.Namespace, schema: str | None = None,
+              variant_env: str = "") -> dict[str, Any] | None:
     """Run one phase in a child process (its own peak RSS) and read its JSON result."""
     phase, _, variant = name.partition(":")
-    command = [sys.executable, __file__, "--phase", phase, "--prefix", args.prefix, "--schema", args.schema,
+    command = [sys.executable, __file__, "--phase", phase, "--prefix", args.prefix, "--schema", schema or args.schema,
+               *(["--variant-env", variant_env] if variant_env else []),
+               *(["--py-spy", args.py_spy] if args.py_spy and phase == "pipeline" else []),
                *(["--without-outputs"] if variant == "bare" else []),
                "--events", str(args.events), "--partitions", str(args.partitions),
                "--timeout", str(args.timeout)]
@@ -311,7 +346,9 @@ async def child(args: argparse.Namespace) -> None:
     elif args.phase == "domain":
         result = await phase_domain(settings)
     else:
-        result = await phase_pipeline(settings, args.events, args.timeout, outputs=not args.without_outputs)
+        variant_env = dict(kv.split("=", 1) for kv in args.variant_env.split(",") if kv)
+        result = await phase_pipeline(settings, args.events, args.timeout, outputs=not args.without_outputs,
+                                      variant_env=variant_env, py_spy=args.py_spy)
     print(json.dumps(result))
 
 
@@ -332,6 +369,9 @@ async def main(args: argparse.Namespace) -> None:
         assert baseline is not None
         print(f"(a) bare aiokafka + orjson.loads: {baseline['rate']:,.0f} events/s "
               f"({baseline['seconds']:.1f}s), peak RSS {baseline['vm_hwm_mib']:.0f} MiB")
+        if args.variants:
+            await compare_variants(args, admin_conn, baseline)
+            return
         decode = run_phase("decode", args)
         assert decode is not None
         print(f"(a2) + decoding and the contract's checks only: {decode['rate']:,.0f} events/s, ratio to (a) "
@@ -377,6 +417,39 @@ async def main(args: argparse.Namespace) -> None:
         await drop_run_state(settings, admin_conn, [args.schema, f"{args.schema}_bare"])
 
 
+async def compare_variants(args: argparse.Namespace, admin_conn: asyncpg.Connection,
+                           baseline: dict[str, Any]) -> None:
+    """The full pipeline (outputs wired) under each variant (NAME=ENV=VALUE/ENV=VALUE...; the first
+    is the baseline), alternated `--repeat` times, each run on a fresh schema (the first run's rows
+    would turn the next run's inserts into updates)."""
+    variants = [(v.split("=", 1)[0], v.split("=", 1)[1].replace("/", ",") if "=" in v else "")
+                for v in args.variants.split(";") if v]
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in variants}
+    for attempt in range(args.repeat):
+        for name, env in variants:
+            schema = f"{args.schema}_{name}_{attempt}"
+            await admin_conn.execute(f'CREATE SCHEMA "{schema}"')
+            try:
+                result = run_phase("pipeline", args, schema=schema, variant_env=env)
+            finally:
+                await admin_conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            assert result is not None and result["completed"], result
+            runs[name].append(result)
+            server = result["server"]
+            print(f"(v) {name} #{attempt + 1}: {result['rate_steady']:,.0f} events/s steady, ratio to (a) "
+                  f"{result['rate_steady'] / baseline['rate']:.3f}; database writing "
+                  f"{result['db_writing_share'] * 100:.0f}% of the time; WAL "
+                  f"{server['wal_bytes'] / args.events:,.0f} bytes/event; checkpoints "
+                  f"{server['checkpoints_timed']:.0f} timed + {server['checkpoints_req']:.0f} requested", flush=True)
+    first = variants[0][0]
+    for name, _ in variants:
+        ratios = [r["rate_steady"] / b["rate_steady"] for r, b in zip(runs[name], runs[first])]
+        print(f"(v) {name} / {first} in the same attempt: " + ", ".join(f"{x:.2f}" for x in ratios))
+    if args.json:
+        print(json.dumps({"events": args.events, "workers": args.workers, "minutes": args.minutes,
+                          "partitions": args.partitions, "baseline": baseline, "variants": runs}), flush=True)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -389,6 +462,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compare-outputs", action="store_true",
                         help="also run the full pipeline without the outputs (snapshots, exporter, roll-ups)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures (bench/run_all.py)")
+    parser.add_argument("--variants", default="",
+                        help="compare the bare pipeline under environments: 'base=;copy=AGGREGATOR_MINUTE_WRITE=copy'"
+                             " ('/' joins several VAR=VALUE of one variant; the first is the baseline)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each variant, alternated")
+    parser.add_argument("--py-spy", help="record the pipeline's profile to this file (speedscope)")
+    parser.add_argument("--variant-env", default="", help=argparse.SUPPRESS)
     parser.add_argument("--without-outputs", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=["baseline", "decode", "domain", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
