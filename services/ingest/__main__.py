@@ -79,7 +79,9 @@ def serve(settings: IngestSettings) -> int:
     # process after a clean shutdown, so install handlers that only take note.
     previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        asyncio.run(serve_all(server, follower))
+        # The loop HTTP_LOOP names (uvicorn's factory); asyncio.run would always build asyncio's.
+        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+            runner.run(serve_all(server, follower))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

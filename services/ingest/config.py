@@ -31,12 +31,13 @@ class IngestSettings(ServiceSettings):
     # query is up to 192 KiB once URL-encoded (12 bytes per 4-byte character).
     # Past this the server answers 400 and closes the connection.
     http_max_request_head_bytes: int = Field(default=256 * 1024, ge=16 * 1024)
-    # Event loop uvicorn serves on: "auto" is uvloop when importable (issue 15 figures in
-    # docs/README "Benchmarks"), "asyncio" the standard library's, "uvloop" insists on it.
-    http_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    # Event loop uvicorn serves on: "auto" is uvloop when importable, "uvloop" insists on it.
+    # asyncio by default: uvloop did not measurably win POST /v1/events (issue 15: +5 to +25%
+    # in 5 alternated pairs, -7 to -20% in 5 others, on the shared 2-core bench machine).
+    http_loop: Literal["auto", "asyncio", "uvloop"] = "asyncio"
     # POST /v1/events checks shares with shared/share_checks.py (proven never looser than
     # the models, which still decide every other event and word every error) and encodes
-    # them without building models: see services/ingest/domain/fast_batch.py.
+    # them without building models: see services/ingest/api/fast_batch.py.
     share_fast_checks: bool = True
     # How long SIGTERM waits for in-flight requests before closing.
     shutdown_grace_s: float = Field(default=10.0, ge=0)

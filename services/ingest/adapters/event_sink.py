@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Protocol
 
 from services.ingest.config import IngestSettings
@@ -24,7 +24,7 @@ from services.ingest.telemetry import IngestTelemetry
 from shared.background import cancel_and_wait, spawn
 from shared.events import Event
 from shared.kafka.options import KafkaClientError
-from shared.kafka.producer import ProduceError
+from shared.kafka.producer import OutgoingRecord, ProduceError
 from shared.kafka.producer_choice import create_producer
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ class Producer(Protocol):
     async def start(self) -> None: ...
 
     async def send_events(self, events: Sequence[Event], *, timeout_s: float | None = None) -> None: ...
+
+    async def send_batch(self, records: Sequence[OutgoingRecord], *, timeout_s: float | None = None) -> None: ...
 
     async def close(self, flush_timeout_s: float) -> None: ...
 
@@ -133,12 +135,19 @@ class EventSink:
 
     async def send(self, events: Sequence[Event]) -> None:
         """Return once Kafka acknowledged every event; raise KafkaUnavailable or DeliveryFailed."""
+        await self._deliver(lambda producer: producer.send_events(events, timeout_s=self._timeout_s))
+
+    async def send_records(self, records: Sequence[OutgoingRecord]) -> None:
+        """`send` for records already encoded (POST /v1/events' checked shares); same outcomes."""
+        await self._deliver(lambda producer: producer.send_batch(records, timeout_s=self._timeout_s))
+
+    async def _deliver(self, sending: Callable[[Producer], Awaitable[None]]) -> None:
         producer = self._producer
         if producer is None:
             raise KafkaUnavailable(self.last_error or "not connected to Kafka", self._retry_after_s)
         started_s = time.perf_counter()
         try:
-            await producer.send_events(events, timeout_s=self._timeout_s)
+            await sending(producer)
         except ProduceError as exc:
             self._telemetry.produce_duration_s.labels("failed").observe(time.perf_counter() - started_s)
             # A producer dropped meanwhile (another batch's failure) refuses with

@@ -61,6 +61,7 @@ def server_config(app: FastAPI, settings: IngestSettings, **overrides: Any) -> u
         "host": settings.http_host,
         "port": settings.http_port,
         "lifespan": "on",
+        "loop": settings.http_loop,
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
         "h11_max_incomplete_event_size": settings.http_max_request_head_bytes,
         "http": guarded_protocol(limits),

@@ -1,16 +1,19 @@
 """POST /v1/events (docs/contract.md sections 1 and 3): decode the body, hand it to the event sink.
 
-The hot path is one streaming read of the body, one orjson parse and one
-bulk pydantic validation (`decode_batch`), then one awaited send of the
-whole batch; nothing is awaited per event.
+The hot path is one streaming read of the body, one orjson parse, the
+proven share checks (api/fast_batch.py: shares become records without
+models; other events get one bulk pydantic validation), then one awaited
+send of the whole batch; nothing is awaited per event. A body the checks
+cannot take whole goes through `decode_batch`, whose errors the 4xx carry.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from fastapi import Depends, Request
@@ -20,12 +23,16 @@ from starlette.requests import ClientDisconnect
 
 from services.ingest.adapters.event_sink import DeliveryFailed, KafkaUnavailable
 from services.ingest.api.common_params import container as container_of
+from services.ingest.api.fast_batch import check_batch
 from services.ingest.domain.batches import census_of, count_by_type, non_finite_numbers
 from services.ingest.telemetry import RejectReason
 from shared.events import BatchTooLarge, Event, FieldError, InvalidEvent, decode_batch
 from shared.http.auth import Principal, Scope, require_scope
 from shared.http.errors import ApiError
 from shared.http.guard import BodyTooLarge, guarded_router
+
+if TYPE_CHECKING:  # bootstrap imports the routers; importing it back at run time would be circular
+    from services.ingest.bootstrap import Container
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +207,14 @@ async def post_events(request: Request, _: Principal = _INGEST) -> Response:
         telemetry.rejected(RejectReason.TOO_LARGE, {})
         raise  # the guard answers 413
     telemetry.batch_bytes.observe(len(raw))
+    checked = check_batch(raw, ndjson=ndjson, max_events=settings.max_batch_events,
+                          now_ms=time.time_ns() // 1_000_000, settings=settings
+                          ) if settings.share_fast_checks else None
+    if checked is not None:
+        telemetry.received(checked.counts)
+        telemetry.batch_events.observe(len(checked.records))
+        await deliver(container, checked.counts, container.events.send_records(checked.records))
+        return Response(orjson.dumps({"accepted": len(checked.records)}), status_code=202, media_type=JSON)
     try:
         events = decode_batch(raw, ndjson=ndjson, max_events=settings.max_batch_events)
     except BatchTooLarge as exc:
@@ -219,8 +234,15 @@ async def post_events(request: Request, _: Principal = _INGEST) -> Response:
     counts = count_by_type(events)
     telemetry.received(counts)
     telemetry.batch_events.observe(len(events))
+    await deliver(container, counts, container.events.send(events))
+    return Response(orjson.dumps({"accepted": len(events)}), status_code=202, media_type=JSON)
+
+
+async def deliver(container: Container, counts: Counter[str], sending: Coroutine[Any, Any, None]) -> None:
+    """Await the sink's send of a decoded batch; its failures become the route's 503 or 500."""
+    telemetry = container.telemetry
     try:
-        await container.events.send(events)
+        await sending
     except KafkaUnavailable as exc:
         telemetry.rejected(RejectReason.KAFKA_UNAVAILABLE, counts)
         # The cause (broker addresses, client errors) is logged by the sink, not told to clients.
@@ -230,8 +252,7 @@ async def post_events(request: Request, _: Principal = _INGEST) -> Response:
             [], {"Retry-After": str(exc.retry_after_s)},
         ) from None
     except DeliveryFailed as exc:
-        log.error("Kafka refused a batch of %d events: %s", len(events), exc.reason)
+        log.error("Kafka refused a batch of %d events: %s", sum(counts.values()), exc.reason)
         telemetry.rejected(RejectReason.DELIVERY_FAILED, counts)
         raise ApiError(500, "Kafka refused the batch; it was not (entirely) stored") from None
     telemetry.accepted(counts)
-    return Response(orjson.dumps({"accepted": len(events)}), status_code=202, media_type=JSON)
