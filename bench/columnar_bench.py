@@ -17,6 +17,9 @@ Phases, each in a process of its own, on the same batches:
                  fold, then today's per-group steps)
   col_fold       fold_columns alone on decoded columns (what replaces "b")
   columnar       decode_columns + ColumnarAggregate.ingest                ("c")
+  svc_<mode>     the service's own steps with AGGREGATOR_FOLD=<mode>: decode_for_fold, then
+                 fold_partition into a model built as the service builds it (stable-hash,
+                 journaled dedup; liveness rows, offsets): records, columnar, auto
 and a `verify` process (untimed) that asserts, batch by batch, that the columnar
 results equal today's exactly (worker and pool deltas, activity, counts).
 Printed: one JSON object with every rate and the ratios c/a and c/b per run.
@@ -45,7 +48,12 @@ PARTITIONS = 12
 BATCH = 10_000
 LIVE_RATE = 50_000
 BACKLOG_MINUTES = 20.0
-PHASES = ("today", "decode", "fold", "col_decode", "col_ingest", "col_fold", "columnar")
+PHASES = ("today", "decode", "fold", "col_decode", "col_ingest", "col_fold", "columnar",
+          "svc_records", "svc_columnar", "svc_auto")
+
+RATIOS = {"c/a": ("columnar", "today"), "c/b": ("columnar", "fold"), "col_decode/decode": ("col_decode", "decode"),
+          "col_fold/b": ("col_fold", "fold"), "svc_columnar/svc_records": ("svc_columnar", "svc_records"),
+          "svc_auto/svc_records": ("svc_auto", "svc_records")}
 
 Batch = list[ConsumerRecord[bytes, bytes]]
 
@@ -80,9 +88,13 @@ def _shares(decoded: Any) -> list[Any]:
 
 def run_phase(phase: str, work: list[tuple[int, Batch]], now_ms: int) -> dict[str, Any]:
     from bench.columnar.decode import decode_columns
-    from bench.columnar.fold import WorkerIndex, fold_columns
+    from bench.columnar.fold import fold_columns
     from bench.columnar.ingest import ColumnarAggregate
+    from services.aggregator.config import AggregatorSettings
+    from services.aggregator.consume.columnar_decode import decode_for_fold
     from services.aggregator.consume.decoding import decode_records
+    from services.aggregator.consume.fold import fold_partition
+    from services.aggregator.consume.takeover import new_model
     from services.aggregator.domain.minutes import fold_shares
     from services.aggregator.domain.model import PoolAggregate
 
@@ -97,7 +109,7 @@ def run_phase(phase: str, work: list[tuple[int, Batch]], now_ms: int) -> dict[st
     else:
         inputs = [b for _, b in work]
     models: dict[int, Any] = {}
-    index = WorkerIndex()
+    offsets: dict[int, int] = {}
 
     def model(p: int, kind: type) -> Any:
         found = models.get(p)
@@ -122,10 +134,21 @@ def run_phase(phase: str, work: list[tuple[int, Batch]], now_ms: int) -> dict[st
             return len(model(p, ColumnarAggregate).ingest(x).worker_deltas)
     elif phase == "col_fold":
         def step(p: int, x: Any) -> int:
-            return len(fold_columns(x, index))
+            return len(fold_columns(x))
     elif phase == "columnar":
         def step(p: int, x: Any) -> int:
             return len(model(p, ColumnarAggregate).ingest(decode_columns(x, now_ms)).worker_deltas)
+    elif phase.startswith("svc_"):
+        settings = AggregatorSettings(aggregator_fold=phase.removeprefix("svc_"))
+
+        def step(p: int, x: Any) -> int:
+            found = models.get(p)
+            if found is None:
+                found = models[p] = new_model(settings)
+            decoded = decode_for_fold(x, now_ms, settings)
+            folded = fold_partition(found, p, [("shares", x, decoded.events)], {"shares": offsets.get(p, 0)})
+            offsets[p] = folded.write.offsets[0].next_offset
+            return len(folded.write.worker_deltas)
     else:
         raise SystemExit(f"unknown phase {phase}")
     # The generated input (every batch of the run) is long-lived and not the phase's own: keep
@@ -143,7 +166,7 @@ def run_phase(phase: str, work: list[tuple[int, Batch]], now_ms: int) -> dict[st
 def verify(work: list[tuple[int, Batch]], now_ms: int) -> dict[str, Any]:
     """Columnar == today, batch by batch (fold alone and the whole ingest)."""
     from bench.columnar.decode import decode_columns
-    from bench.columnar.fold import WorkerIndex, fold_columns
+    from bench.columnar.fold import fold_columns
     from bench.columnar.ingest import ColumnarAggregate
     from services.aggregator.consume.decoding import decode_records
     from services.aggregator.domain.minutes import fold_shares
@@ -151,12 +174,11 @@ def verify(work: list[tuple[int, Batch]], now_ms: int) -> dict[str, Any]:
 
     today: dict[int, PoolAggregate] = {}
     columnar: dict[int, ColumnarAggregate] = {}
-    index = WorkerIndex()
     checked = 0
     for p, batch in work:
         shares = _shares(decode_records(batch, now_ms))
         cols = decode_columns(batch, now_ms)
-        assert fold_columns(cols, index) == fold_shares(shares), "fold differs"
+        assert fold_columns(cols) == fold_shares(shares), "fold differs"
         a = today.setdefault(p, PoolAggregate()).ingest_shares(shares)
         c = columnar.setdefault(p, ColumnarAggregate()).ingest(cols)
         assert (a.received, a.duplicates, a.late, a.too_late) == (c.received, c.duplicates, c.late, c.too_late)
@@ -186,6 +208,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--shapes", default="live,backlog,live:10000")
+    parser.add_argument("--phases", default=",".join(PHASES), help="the phases to time, comma-separated")
     parser.add_argument("--phase")
     parser.add_argument("--shape", default="live")
     parser.add_argument("--now-ms", type=int, default=0)
@@ -201,16 +224,14 @@ def main() -> None:
         entry: dict[str, Any] = {"workers": shape_args.workers, "verify": spawn("verify", shape, shape_args, now_ms),
                                  "runs": []}
         for _ in range(args.runs):
-            rates = {phase: spawn(phase, shape, shape_args, now_ms) for phase in PHASES}
+            rates = {phase: spawn(phase, shape, shape_args, now_ms) for phase in args.phases.split(",")}
             r = {phase: round(v["rate"]) for phase, v in rates.items()}
-            entry["runs"].append({
-                "rate": r,
-                "groups_per_batch": round(rates["today"]["groups"] / rates["today"]["batches"]),
-                "c/a": round(r["columnar"] / r["today"], 2),
-                "c/b": round(r["columnar"] / r["fold"], 2),
-                "col_decode/decode": round(r["col_decode"] / r["decode"], 2),
-                "col_fold/b": round(r["col_fold"] / r["fold"], 2),
-            })
+            run: dict[str, Any] = {"rate": r, "groups_per_batch": round(next(iter(rates.values()))["groups"]
+                                                                       / next(iter(rates.values()))["batches"])}
+            for name, (top, bottom) in RATIOS.items():  # those whose phases ran
+                if top in r and bottom in r:
+                    run[name] = round(r[top] / r[bottom], 2)
+            entry["runs"].append(run)
         report[spec] = entry
         print(json.dumps({spec: entry}), file=sys.stderr, flush=True)
     print(json.dumps(report))

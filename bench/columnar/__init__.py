@@ -1,7 +1,8 @@
-"""A columnar share fold, prototyped beside the aggregator (not wired into services/).
+"""The columnar share fold, as the benchmarks and their tests reach it.
 
-decode.py: a batch of record values -> share columns (msgspec + batch-wide checks,
-the contract's models still the authority for anything not proven valid);
-prefilter.py: dedup and lateness as array operations; fold.py: the per
-(pool, miner, worker, minute) group-by; units.py: exact difficulty sums per group.
+Everything but prefilter.ColumnarDedup is the service's own code
+(services/aggregator/consume/columnar_*.py, behind AGGREGATOR_FOLD): decode.py,
+fold.py, ingest.py and units.py are thin views on it. prefilter.ColumnarDedup is
+the array-only dedup prototype the service does NOT use (its buckets expire at
+batch boundaries, not event by event: see its docstring).
 """

@@ -1,4 +1,4 @@
-"""Dedup and lateness of a batch of share columns, as array operations.
+"""Dedup and lateness of a batch of share columns, as array operations (lateness: the service's).
 
 Lateness is exact: the watermark before each event is the running maximum of the
 event times before it (a too-late event is below the watermark, so letting it
@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from services.aggregator.domain.lateness import MAX_LATENESS_MS
-from services.aggregator.domain.minutes import MINUTE_MS
+from services.aggregator.consume.columnar_fold import Kept, lateness
 
 from .decode import ShareColumns
 
@@ -97,23 +96,3 @@ class ColumnarDedup:
         self.watermark_ms = int(wm[-1])
         for b in [b for b, bucket in self._buckets.items() if bucket.expires_ms <= self.watermark_ms]:
             del self._buckets[b]
-
-
-@dataclass(slots=True)
-class Kept:
-    rows: I64  # positions kept (on time or late)
-    late: int
-    too_late: int
-    watermark_ms: int
-
-
-def lateness(ts: I64, rows: I64, watermark_ms: int, limit_ms: int = MAX_LATENESS_MS) -> Kept:
-    """ingest_shares' lateness loop over the events at `rows`, in order."""
-    if len(rows) == 0:
-        return Kept(rows, 0, 0, watermark_ms)
-    t = ts[rows]
-    before = np.maximum.accumulate(np.concatenate(([watermark_ms], t)))
-    wm = before[:-1]  # the watermark each event is judged against
-    too_late = t < wm - limit_ms
-    late = (t < wm - wm % MINUTE_MS) & ~too_late
-    return Kept(rows[~too_late], int(late.sum()), int(too_late.sum()), int(before[-1]))

@@ -32,6 +32,15 @@ class AggregatorSettings(ServiceSettings):
     # Kafka's committed offsets only mirror the database's (for lag monitoring).
     aggregator_kafka_commit_interval_s: float = Field(default=1.0, ge=0)
 
+    # How a batch's shares are folded: "records" (one event at a time in Python), "columnar"
+    # (decoded into arrays, grouped per worker-minute with numpy: consume/columnar_*.py) or
+    # "auto" (columnar when a batch holds at least AGGREGATOR_FOLD_AUTO_SHARES_PER_WORKER
+    # shares per distinct worker, records otherwise). Every mode gives the same rows; auto
+    # measured 1.10-1.15x records in the live shape and 1.17-1.30x in the backlog shape
+    # (bench/aggregator_bench.py --variants, 2 of 9 attempts below 1). The threshold 2 is not tuned yet.
+    aggregator_fold: Literal["records", "columnar", "auto"] = "auto"
+    aggregator_fold_auto_shares_per_worker: float = Field(default=2.0, gt=0)
+
     # --- event semantics (contract sections 1 and 2) ---------------------------------
     # A repeated event_id within this horizon counts once.
     dedup_horizon_ms: int = Field(default=10 * 60 * 1000, ge=0)

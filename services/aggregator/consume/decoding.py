@@ -46,8 +46,9 @@ _EVENTS: Final[TypeAdapter[list[Event]]] = TypeAdapter(list[Event])
 @dataclass(slots=True)
 class Decoded:
     # Aligned with the input records: the event, or None where the record was dead-lettered.
-    # Shares may be `ValidShare`s rather than models: read them as `Share`.
-    events: list[Event | Share | None] = field(default_factory=list)
+    # Shares may be `ValidShare`s rather than models: read them as `Share`. A columnar
+    # decode (columnar_decode.py) holds a `ColumnarEvents` here: slice it, do not mutate it.
+    events: Sequence[Event | Share | None] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
 
 
@@ -63,7 +64,8 @@ def _letter(record: Record, reason: str, message: str, field_name: str = "") -> 
 
 def decode_records(records: Sequence[Record], wall_ms: int | None = None) -> Decoded:
     wall = time.time_ns() // 1_000_000 if wall_ms is None else wall_ms
-    out = Decoded(events=[None] * len(records))
+    aligned: list[Event | Share | None] = [None] * len(records)
+    out = Decoded(events=aligned)
     items: list[object] = []
     positions: list[int] = []
     for i, record in enumerate(records):
@@ -82,7 +84,7 @@ def decode_records(records: Sequence[Record], wall_ms: int | None = None) -> Dec
         ts = record.timestamp  # record_now_ms, inlined: this loop runs for every event
         share = valid_share(obj, (wall if ts is None or ts <= 0 or ts > wall else ts) + MAX_FUTURE_MS)
         if share is not None:
-            out.events[i] = share
+            aligned[i] = share
             continue
         items.append(obj)
         positions.append(i)
@@ -98,7 +100,7 @@ def decode_records(records: Sequence[Record], wall_ms: int | None = None) -> Dec
         for i in positions:
             record = records[i]
             try:
-                out.events[i] = decode_event(record.value, now_ms=record_now_ms(record, wall))
+                aligned[i] = decode_event(record.value, now_ms=record_now_ms(record, wall))
             except InvalidEvent as exc:
                 out.letters.append(DeadLetter.from_exception(record, exc))
         return out
@@ -108,5 +110,5 @@ def decode_records(records: Sequence[Record], wall_ms: int | None = None) -> Dec
             error = InvalidEvent([FieldError(None, "ts", TS_FUTURE_MESSAGE)])
             out.letters.append(DeadLetter.from_exception(record, error))
         else:
-            out.events[i] = event
+            aligned[i] = event
     return out

@@ -18,12 +18,17 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TypeAlias
 
+import numpy as np
+import numpy.typing as npt
+
 from shared.events import BlockEvent, Event, MinerEvent
 from shared.kafka.consumer import Record
 
 from ..domain.minutes import WorkerKey
 from ..domain.model import BlockBatchResult, PoolAggregate, ShareBatchResult
 from ..domain.share import Share
+from .columnar_decode import ColumnarEvents, ShareColumns
+from .columnar_fold import ingest_columns
 from .writes import OffsetMove, PartitionWrite, copy_block, merge_deltas, worker_status_rows
 
 __all__ = ["Folded", "TopicRun", "fold_partition"]
@@ -61,6 +66,8 @@ def fold_partition(
     miners: list[MinerEvent] = []
     next_offsets: dict[str, int] = {}
     last_ts: dict[str, int] = {}
+    columns: ShareColumns | None = None  # a columnar decode's shares: `share_rows` into them
+    share_rows: list[npt.NDArray[np.int64]] = []
     for topic, records, events in runs:
         if not records:
             continue
@@ -68,6 +75,17 @@ def fold_partition(
         stamps = [ts for ts in map(_timestamp, records) if ts is not None]
         if stamps:
             last_ts[topic] = max(stamps)
+        if isinstance(events, ColumnarEvents):
+            if columns is not None and events.columns is not columns:
+                raise ValueError("a partition's runs come from one decoded batch")
+            columns = events.columns
+            rows = events.rows
+            share_rows.append(rows)
+            for event in events.others():
+                (blocks if event.type == "block" else miners).append(event)  # type: ignore[arg-type]
+            if len(rows) and topic in last_ts:
+                model.share_arrival_ms = max(model.share_arrival_ms or 0, last_ts[topic])
+            continue
         shares_before = len(shares)
         for event in events:
             if event is None:
@@ -85,13 +103,20 @@ def fold_partition(
     write = PartitionWrite(partition, watermark_ms=0)
     folded = Folded(write)
     touched: set[WorkerKey] = set()
-    if shares:
-        result = folded.shares = model.ingest_shares(shares)
+    rows = np.concatenate(share_rows) if share_rows else np.zeros(0, np.int64)
+    if shares or len(rows):
+        if columns is not None and len(rows):
+            if shares:
+                raise ValueError("a partition's runs are all columnar or all records")
+            result = folded.shares = ingest_columns(model, columns, rows)
+            folded.newest_share_ms = int(columns.ts[rows].max())
+        else:
+            result = folded.shares = model.ingest_shares(shares)
+            folded.newest_share_ms = max(s.ts_ms for s in shares)
         write.worker_deltas = result.worker_deltas
         write.pool_deltas = result.pool_deltas
         write.pool_activity = result.activity
         touched.update((p, m, w) for p, m, w, _ in result.worker_deltas)
-        folded.newest_share_ms = max(s.ts_ms for s in shares)
     if blocks:
         block_result = folded.blocks = model.ingest_blocks(blocks)
         # Block counts join the share deltas in new dicts: the results stay the model's own.

@@ -44,7 +44,7 @@ from shared.lifecycle import StartedParts
 
 from ..config import AggregatorSettings
 from ..errors import StoreError
-from .decoding import decode_records
+from .columnar_decode import decode_for_fold
 from .fold import Folded, fold_partition
 from .partitions import Partitions
 from .ports import BatchStore, DeadLetterSink, EffortTracker, RecordSource, WriteOutcome
@@ -222,7 +222,7 @@ class Pipeline:
             return None
         flat = list(chain.from_iterable(group for topics in groups.values() for group in topics.values()))
         wall_ms = time.time_ns() // 1_000_000
-        decoded = decode_records(flat, wall_ms)
+        decoded = decode_for_fold(flat, wall_ms, self._settings)
         if decoded.letters and not await self._send_dead_letters(decoded.letters):
             return None  # stopping while Kafka refuses them: nothing was applied yet
         batch = _Batch(groups, decoded.letters, skipped, wall_ms)

@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
 __all__ = ["Deduplicator", "EventIds", "IdJournal", "stable_hash64"]
@@ -157,6 +157,21 @@ class Deduplicator:
         if self._journal is not None:
             self._journal.append(h, ts_ms)
         return self._seen_hash(h, ts_ms)
+
+    @property
+    def stable_hashing(self) -> bool:
+        """Whether ids are hashed with `stable_hash64` (so a caller may hash them itself)."""
+        return self._hash is stable_hash64
+
+    def seen_hashes(self, hashes: Sequence[int], ts_ms: Sequence[int]) -> list[bool]:
+        """`seen_before` for ids the caller hashed with `stable_hash64` (a whole batch in one
+        pass, columnar): the same answers, state and journal as the ids one by one."""
+        if not self.stable_hashing:
+            raise ValueError("seen_hashes needs a deduplicator hashing with stable_hash64")
+        if self._journal is not None:
+            self._journal.hashes.extend(hashes)
+            self._journal.ts_ms.extend(ts_ms)
+        return list(map(self._seen_hash, hashes, ts_ms))
 
     def _seen_hash(self, h: int, ts_ms: int) -> bool:
         if ts_ms > self._watermark_ms:

@@ -119,12 +119,23 @@ class PoolAggregate:
                     result.late += 1
             kept.append(share)
         self.watermark_ms = wm
-        deltas = result.worker_deltas = fold_shares(kept)
+        self.apply_fold(result, fold_shares(kept), fold_round_seconds(kept))
+        return result
+
+    @property
+    def max_lateness_ms(self) -> int:
+        return self._max_lateness_ms
+
+    def apply_fold(self, result: ShareBatchResult, deltas: dict[WorkerMinuteKey, MinuteStats],
+                   round_seconds: dict[tuple[str, int], int]) -> None:
+        """The per-group half of `ingest_shares`, for shares the caller already deduplicated
+        (through `dedup`), judged for lateness (moving `watermark_ms`) and folded per
+        worker-minute and per pool-second: the columnar fold (consume/columnar_fold.py)."""
+        result.worker_deltas = deltas
         pool_deltas = result.pool_deltas = roll_up_pools(deltas)
         result.activity = self.activity.observe(deltas)
         self._apply(deltas, pool_deltas)
-        self.ledger.add_round_seconds(fold_round_seconds(kept))
-        return result
+        self.ledger.add_round_seconds(round_seconds)
 
     def _prune_as_event_time_passes(self) -> None:
         """Forget the workers idle for over a day, once an hour of event time: without it a

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from bench.columnar.decode import STATUS_CODES, ShareColumns, decode_columns
-from bench.columnar.fold import WorkerIndex, fold_columns
+from bench.columnar.fold import fold_columns
 from bench.columnar.ingest import ColumnarAggregate, round_seconds
 from bench.columnar.prefilter import lateness
 from bench.columnar.units import group_units, unit_parts
@@ -40,7 +40,7 @@ def shares_of(records: list[Any]) -> list[Any]:
 def assert_fold_equal(objs: list[dict[str, Any]]) -> None:
     records = records_of(objs)
     cols = decode_columns(records, NOW_MS)
-    assert fold_columns(cols, WorkerIndex()) == fold_shares(shares_of(records))
+    assert fold_columns(cols) == fold_shares(shares_of(records))
 
 
 def share(i: int, ts: int, **extra: Any) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def test_fold_equals_fold_shares_on_random_input() -> None:
 
 
 def test_empty_batch() -> None:
-    assert fold_columns(decode_columns([], NOW_MS), WorkerIndex()) == {}
+    assert fold_columns(decode_columns([], NOW_MS)) == {}
 
 
 @pytest.mark.parametrize("difficulty", [1e200, 5e-324, 1e-30, 3e-9, 2.0**-28, 0.1, 65536.0, 1.4e284])
