@@ -2,7 +2,9 @@
 
     source .chimera/stack.env && .venv/bin/python bench/run_all.py [--quick] [--only NAME ...]
 
-Runs ingest, produce (each producer against Kafka's own ceiling), aggregator (with
+Runs ingest, ingest_variants (the fast share checks off, and two processes on one
+port, against the default in the same round), produce (each producer against
+Kafka's own ceiling), aggregator (with
 its bare-reader and no-outputs baselines), aggregator_scaleout (one against two
 aggregator processes in one group), faust
 (the faust agent against the same bare reader), peers (the aggregator beside
@@ -54,35 +56,30 @@ class Bench:
 
 
 def _ingest_rows(r: Json) -> list[Row]:
-    return [
+    rows: list[Row] = [
         ("POST /v1/events throughput", r["http_events_per_s"], "events/s", r["baseline_events_per_s"],
          "EventProducer.send_events alone"),
+    ]
+    if r.get("pre_encoded_baseline_events_per_s"):
+        rows.append(("POST /v1/events throughput vs the produce path alone", r["http_events_per_s"], "events/s",
+                     r["pre_encoded_baseline_events_per_s"], "send_batch of records encoded beforehand"))
+    return rows + [
         ("POST /v1/events latency p50", r["p50_ms"], "ms", None, ""),
         ("POST /v1/events latency p99", r["p99_ms"], "ms", None, ""),
     ]
 
 
-def _aggregator_rows(r: Json) -> list[Row]:
-    bare_read = r["baseline"]["rate"]
-    base = "bare aiokafka + orjson read"
-    rows: list[Row] = [
-        ("(a) bare aiokafka + orjson read", bare_read, "events/s", None, ""),
-        ("(a2) + decoding and contract checks", r["decode"]["rate"], "events/s", bare_read, base),
-        ("(b) + validation + PoolAggregate.ingest_shares", r["domain"]["rate"], "events/s", bare_read, base),
-        ("(b) peak RSS with all workers in memory", r["domain"]["vm_hwm_mib_after_ingest"], "MiB", None, ""),
-    ]
-    bare = r.get("bare")
-    if bare and bare.get("completed"):
-        rows.append(("(c0) services.aggregator without outputs, steady", bare["rate_steady"], "events/s",
-                     bare_read, base))
-    pipeline = r.get("pipeline")
-    if pipeline and pipeline.get("completed"):
-        rows += [
-            ("(c) services.aggregator with outputs, steady", pipeline["rate_steady"], "events/s", bare_read, base),
-            ("(c) services.aggregator peak RSS", pipeline["vm_hwm_mib"], "MiB", None, ""),
-        ]
-    elif pipeline:
-        rows.append(("(c) services.aggregator: did not finish in its timeout", float("nan"), "", None, ""))
+def _ingest_variants_rows(r: Json) -> list[Row]:
+    """Each variant against the default (fast checks on, one process) of the same round."""
+    rows: list[Row] = []
+    for x in r["runs"]:
+        if x["fast_checks"] == "on" and x["processes"] == 1:
+            continue
+        default = next(d for d in r["runs"]
+                       if d["round"] == x["round"] and d["fast_checks"] == "on" and d["processes"] == 1)
+        rows.append((f"POST /v1/events, fast checks {x['fast_checks']}, {x['processes']} process(es) on one port "
+                     f"(round {x['round']})", x["http_events_per_s"], "events/s", default["http_events_per_s"],
+                     "fast checks on, 1 process, same round"))
     return rows
 
 
@@ -214,8 +211,13 @@ def _e2e_rows(r: Json) -> list[Row]:
 # The normal sizes are cut down from the benchmarks' own defaults so that the
 # whole run fits in about 15 minutes on a 2-core machine; the sizes go in the table.
 BENCHES: list[Bench] = [
-    Bench("ingest", "ingest_bench.py", ["--duration", "20", "--baseline-duration", "10"],
+    Bench("ingest", "ingest_bench.py", ["--duration", "20", "--baseline-duration", "10", "--pre-encoded-baseline"],
           ["--duration", "3", "--warmup", "1", "--baseline-duration", "2"], _ingest_rows, 300),
+    Bench("ingest_variants", "ingest_bench.py",
+          ["--variants", "asyncio:on:1,asyncio:off:1,asyncio:on:2", "--rounds", "2", "--duration", "10",
+           "--baseline-duration", "5"],
+          ["--variants", "asyncio:on:1,asyncio:off:1,asyncio:on:2", "--duration", "3", "--warmup", "1",
+           "--baseline-duration", "2"], _ingest_variants_rows, 600),
     Bench("produce", "produce_bench.py", ["--duration", "5", "--runs", "2"],
           ["--duration", "1", "--runs", "1", "--ceiling-records", "50000"], _produce_rows, 600),
     Bench("aggregator", "aggregator_bench.py",
