@@ -83,6 +83,30 @@ def _ingest_variants_rows(r: Json) -> list[Row]:
     return rows
 
 
+def _aggregator_rows(r: Json) -> list[Row]:
+    bare_read = r["baseline"]["rate"]
+    base = "bare aiokafka + orjson read"
+    rows: list[Row] = [
+        ("(a) bare aiokafka + orjson read", bare_read, "events/s", None, ""),
+        ("(a2) + decoding and contract checks", r["decode"]["rate"], "events/s", bare_read, base),
+        ("(b) + validation + PoolAggregate.ingest_shares", r["domain"]["rate"], "events/s", bare_read, base),
+        ("(b) peak RSS with all workers in memory", r["domain"]["vm_hwm_mib_after_ingest"], "MiB", None, ""),
+    ]
+    bare = r.get("bare")
+    if bare and bare.get("completed"):
+        rows.append(("(c0) services.aggregator without outputs, steady", bare["rate_steady"], "events/s",
+                     bare_read, base))
+    pipeline = r.get("pipeline")
+    if pipeline and pipeline.get("completed"):
+        rows += [
+            ("(c) services.aggregator with outputs, steady", pipeline["rate_steady"], "events/s", bare_read, base),
+            ("(c) services.aggregator peak RSS", pipeline["vm_hwm_mib"], "MiB", None, ""),
+        ]
+    elif pipeline:
+        rows.append(("(c) services.aggregator: did not finish in its timeout", float("nan"), "", None, ""))
+    return rows
+
+
 def _produce_rows(r: Json) -> list[Row]:
     """Round by round each figure has its own same-round baseline; the table shows the last round."""
     variants = r["variants"]
