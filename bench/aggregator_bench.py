@@ -327,7 +327,7 @@ def run_phase(name: str, args: argparse.Namespace, schema: str | None = None,
     phase, _, variant = name.partition(":")
     command = [sys.executable, __file__, "--phase", phase, "--prefix", args.prefix, "--schema", schema or args.schema,
                *(["--variant-env", variant_env] if variant_env else []),
-               *(["--py-spy", args.py_spy] if args.py_spy and phase == "pipeline" else []),
+               *(["--py-spy", args.py_spy] if getattr(args, "py_spy", None) and phase == "pipeline" else []),
                *(["--without-outputs"] if variant == "bare" else []),
                "--events", str(args.events), "--partitions", str(args.partitions),
                "--timeout", str(args.timeout)]
