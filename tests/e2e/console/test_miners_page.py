@@ -198,13 +198,25 @@ def _worker_figures(stats: dict[str, Any]) -> dict[str, tuple[bool, int, int, in
             for w in stats["workers"]}
 
 
+# Rows read in the page in one call: a live record redraws the table between two WebDriver calls.
+_WORKER_ROWS_SCRIPT: Final = """
+const rows = {};
+for (const row of document.querySelectorAll('tbody[data-field="workers"] tr')) {
+  const cells = {};
+  for (const node of row.querySelectorAll("[data-field^='worker-']")) {
+    cells[node.dataset.field.slice(7)] = node.innerText;
+    if (node.hasAttribute("datetime")) cells[node.dataset.field.slice(7) + "@"] = node.getAttribute("datetime");
+  }
+  rows[row.dataset.worker] = cells;
+}
+return rows;
+"""
+
+
 def _page_workers(driver: WebDriver) -> dict[str, dict[str, str]]:
-    shown: dict[str, dict[str, str]] = {}
-    for row in driver.find_elements(By.CSS_SELECTOR, 'tbody[data-field="workers"] tr'):
-        cells = {name: row.find_element(By.CSS_SELECTOR, f'[data-field="worker-{name}"]').text
-                 for name in ("state", "accepted", "rejected", "stale", "hashrate")}
-        shown[str(row.get_attribute("data-worker"))] = cells
-    return shown
+    rows: dict[str, dict[str, str]] = driver.execute_script(_WORKER_ROWS_SCRIPT)
+    return {worker: {name: cells[name] for name in ("state", "accepted", "rejected", "stale", "hashrate")}
+            for worker, cells in rows.items()}
 
 
 def _workers_agree(api: dict[str, tuple[bool, int, int, int, float]], page: dict[str, dict[str, str]]) -> bool:
@@ -262,9 +274,8 @@ def _history(stack: ConsoleStack, step_s: int) -> list[dict[str, Any]]:
 
 
 def _last_shares(driver: WebDriver) -> dict[str, str | None]:
-    return {str(row.get_attribute("data-worker")):
-            row.find_element(By.CSS_SELECTOR, '[data-field="worker-last-share"]').get_attribute("datetime")
-            for row in driver.find_elements(By.CSS_SELECTOR, 'tbody[data-field="workers"] tr')}
+    rows: dict[str, dict[str, str]] = driver.execute_script(_WORKER_ROWS_SCRIPT)
+    return {worker: cells.get("last-share@") for worker, cells in rows.items()}
 
 
 def test_a_worker_figure_moves_live(console_stack: ConsoleStack, browser: WebDriver) -> None:
