@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import Final
 
 from shared.background import spawn
 from shared.backoff import Backoff
@@ -53,6 +54,10 @@ from .results import BatchResult, Output, PartitionResult, PipelineStats, base_t
 __all__ = ["Pipeline"]
 
 log = logging.getLogger(__name__)
+
+# How often an idle loop tells the outputs the consumer lag (an idle partition's workers are
+# judged at the time it was last known caught up).
+LAG_REFRESH_S: Final = 1.0
 
 
 @dataclass(slots=True)
@@ -101,8 +106,10 @@ class Pipeline:
         *,
         outputs: Sequence[Output] = (),
         stats: PipelineStats | None = None,
+        lag_refresh_s: float = LAG_REFRESH_S,
     ) -> None:
         self._settings = settings
+        self._lag_refresh_s = lag_refresh_s
         self.consumer = consumer
         self._store = store
         self._dead_letters = dead_letters
@@ -119,6 +126,7 @@ class Pipeline:
         self._ready: list[BatchResult] = []
         self._fatal: BaseException | None = None
         self._kafka_committed_at = 0.0
+        self._lag_emitted_at = 0.0
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._parts = StartedParts()  # the outputs
@@ -307,19 +315,26 @@ class Pipeline:
     # --- results and outputs -----------------------------------------------------------
 
     def _emit_ready(self) -> None:
-        """Hand the outputs every durable batch, and any change of partitions."""
+        """Hand the outputs every durable batch, and any change of partitions; when idle, the
+        consumer lag once a second, so the outputs know how recent "caught up" is (workers
+        are judged no later than that: export_figures.liveness_time_ms)."""
         ready, self._ready = self._ready, []
         taken, gone = self.partitions.take_changes()
         owned = self.partitions.owned
+        now = time.monotonic()
         if ready:
             last = ready[-1]
-            last.consumer_lag = self.consumer_lag()
+            last.consumer_lag, last.consumer_lag_at_ms = self.consumer_lag(), time.time_ns() // 1_000_000
             last.revoked = tuple(sorted(gone))
             extra = {p: PartitionResult(owned[p].model) for p in taken if p in owned and p not in last.partitions}
             last.partitions = {**last.partitions, **extra}
-        elif taken or gone:
+        elif taken or gone or now - self._lag_emitted_at >= self._lag_refresh_s:
             ready = [BatchResult(partitions={p: PartitionResult(owned[p].model) for p in taken if p in owned},
-                                 revoked=tuple(sorted(gone)), consumer_lag=self.consumer_lag())]
+                                 revoked=tuple(sorted(gone)), consumer_lag=self.consumer_lag(),
+                                 consumer_lag_at_ms=time.time_ns() // 1_000_000)]
+        else:
+            return
+        self._lag_emitted_at = now
         for result in ready:
             self._emit(result)
 

@@ -73,6 +73,7 @@ class BatchResult:
     event_lag_ms: Sequence[int] = ()
     flush_duration_s: float | None = None
     consumer_lag: Mapping[tuple[str, int], int] | None = None
+    consumer_lag_at_ms: int | None = None  # wall clock when `consumer_lag` was measured
     revoked: Collection[int] = ()
     # Beyond the outputs' shape: rows written per table, records skipped as already
     # counted (replays after a takeover), partitions found owned by another member.

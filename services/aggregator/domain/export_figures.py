@@ -49,27 +49,32 @@ _IDENTITY = ("pool", "miner", "worker")
 
 
 def liveness_time_ms(
-    now_ms: int, watermark_ms: int, records_behind: int | None, arrival_ms: int | None = None
+    now_ms: int, watermark_ms: int, records_behind: int | None, arrival_ms: int | None = None,
+    lag_at_ms: int | None = None,
 ) -> int:
     """When to judge a partition's workers (never later than the wall clock).
 
     - behind (records left to read) or lag not known yet: its event-time watermark,
       so consumer lag cannot fake outages;
-    - caught up: the watermark moved on by the wall time since the record that
-      carried it arrived (`arrival_ms`, its Kafka timestamp). Live, the two are
-      the same moment and this is the wall clock; after a backfill of old event
-      time, the workers are judged at their own data's time and a silence counts
-      from the backfill's end, not from the start of the replayed hour;
-    - caught up and nothing read yet (an idle partition): the wall clock.
+    - caught up: the watermark moved on by the wall time from the arrival of the record
+      that carried it (`arrival_ms`, its Kafka timestamp) to when the partition was last
+      known caught up (`lag_at_ms`, when the lag was measured; the wall clock if not
+      given). Live, all of these are about the same moment; after a backfill of old event
+      time, the workers are judged at their own data's time and a silence counts from the
+      backfill's end, not from the start of the replayed hour; and while the consumer
+      stalls (PostgreSQL slow or away, a long batch), nothing read means nothing known,
+      so the judging time stops where the knowledge does instead of aging every worker;
+    - caught up and nothing read yet (an idle partition): when it was known caught up.
     A timestamp ahead of the wall clock counts as arriving now.
     """
     if watermark_ms <= 0:
         return now_ms
     if records_behind is None or records_behind > 0:
         return min(now_ms, watermark_ms)
+    known_ms = now_ms if lag_at_ms is None else min(now_ms, lag_at_ms)
     if arrival_ms is None:
-        return now_ms
-    return min(now_ms, watermark_ms + max(0, now_ms - arrival_ms))
+        return known_ms
+    return min(now_ms, watermark_ms + max(0, known_ms - arrival_ms))
 
 
 # How far behind the wall clock a partition's data may be before its windows count as

@@ -17,13 +17,15 @@ __all__ = ["ModelSet"]
 
 
 class ModelSet:
-    """The live models by partition, the share partitions' lag, and a monotone as-of clock."""
+    """The live models by partition, the share partitions' lag (and when it was measured),
+    and a monotone as-of clock."""
 
-    __slots__ = ("_as_of_ms", "_behind", "models")
+    __slots__ = ("_as_of_ms", "_behind", "_lag_at_ms", "models")
 
     def __init__(self) -> None:
         self.models: dict[int, PoolAggregate] = {}
         self._behind: dict[int, int] = {}
+        self._lag_at_ms: int | None = None
         self._as_of_ms = 0
 
     def update(self, batch: BatchResult) -> None:
@@ -32,6 +34,8 @@ class ModelSet:
         for partition in batch.revoked:
             self.models.pop(partition, None)
             self._behind.pop(partition, None)
+        if batch.consumer_lag is not None:
+            self._lag_at_ms = batch.consumer_lag_at_ms
         for (topic, partition), behind in (batch.consumer_lag or {}).items():
             if topic == Topic.SHARES:
                 self._behind[partition] = behind
@@ -44,8 +48,9 @@ class ModelSet:
         if model is None:
             return now_ms
         # The model's watermark and arrival move together, in the fold; the lag is the one
-        # measured when the last batch was handed over.
-        return liveness_time_ms(now_ms, model.watermark_ms, self._behind.get(partition), model.share_arrival_ms)
+        # measured when the last batch (or an idle loop's report) was handed over.
+        return liveness_time_ms(now_ms, model.watermark_ms, self._behind.get(partition), model.share_arrival_ms,
+                                self._lag_at_ms)
 
     def catching_up(self, partition: int, now_ms: int) -> bool:
         model = self.models.get(partition)

@@ -112,12 +112,15 @@ class FakeStore:
         self.writes: list[list[int]] = []  # partitions of each committed write
         self.loads: list[int] = []
         self.failures: list[StoreError] = []  # raised by the next writes, in order
+        self.held: asyncio.Event | None = None  # while set and not yet fired, writes wait (a stalled database)
 
     def move(self, topic: str, partition: int, next_offset: int) -> None:
         """Another member wrote for the partition."""
         self.positions[(topic, partition)] = StoredPosition(next_offset, None, None)
 
     async def write(self, writes: Sequence[PartitionWrite]) -> WriteOutcome:
+        if self.held is not None:
+            await self.held.wait()
         if self.failures:
             raise self.failures.pop(0)
         stale = sorted(w.partition for w in writes

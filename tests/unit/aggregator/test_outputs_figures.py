@@ -52,6 +52,27 @@ def model_of(*shares_: object) -> PoolAggregate:
 )
 def test_liveness_time(now: int, watermark: int, behind: int | None, arrival: int | None, expected: int) -> None:
     assert liveness_time_ms(now, watermark, behind, arrival) == expected
+    # Lag measured just now is the wall clock's knowledge: the same answers.
+    assert liveness_time_ms(now, watermark, behind, arrival, lag_at_ms=now) == expected
+
+
+@pytest.mark.parametrize(
+    ("now", "watermark", "behind", "arrival", "lag_at", "expected"),
+    [
+        # Live, then the consumer stalls 60 s (PostgreSQL away): the time stops at the last
+        # moment the partition was known caught up, instead of aging every worker 60 s.
+        (61_000, 990, 0, 990, 1_000, 1_000),
+        (61_000, 990, 0, 990, 1_500, 1_500),  # known caught up 510 ms after the arrival
+        (61_000, 400, 0, None, 1_000, 1_000),  # idle partition: when it was last known caught up
+        (61_000, 990, 0, 1_200, 1_000, 990),  # folded after the lag was taken: its own time
+        (61_000, 400, 25, 990, 1_000, 400),  # behind: event time whatever the lag's age
+        (1_000, 990, 0, 990, 5_000, 1_000),  # a lag stamped ahead of now: never past the wall clock
+        (61_000, 0, 0, None, 1_000, 61_000),  # no share seen yet
+    ],
+)
+def test_liveness_time_stops_where_the_lag_was_known(now: int, watermark: int, behind: int | None,
+                                                     arrival: int | None, lag_at: int, expected: int) -> None:
+    assert liveness_time_ms(now, watermark, behind, arrival, lag_at) == expected
 
 
 NOW = 10 * 3_600_000

@@ -212,6 +212,27 @@ async def test_a_backfill_of_old_event_time_is_judged_at_its_own_time() -> None:
     assert records[b"pool:main"]["figures"]["active_workers"] == 0
 
 
+async def test_a_stalled_consumer_ages_no_worker_until_it_reports_again() -> None:
+    """The pipeline stops reporting the lag while a batch's write hangs (PostgreSQL away):
+    nothing read is nothing known, so no worker may go offline for the wall time that passes;
+    once the pipeline reports being caught up again, the silence counts."""
+    clock = Clock(T0_MS + MIN)
+    pub, producer = publisher(clock)
+    model = PoolAggregate()
+    model.share_arrival_ms = T0_MS + 2_000
+    result = model.ingest_shares([share(T0_MS + i * 1000, worker="quiet") for i in range(3)])
+    pub.on_batch(BatchResult(partitions={0: PartitionResult(model, shares=result)},
+                             consumer_lag={(Topic.SHARES, 0): 0}, consumer_lag_at_ms=T0_MS + 3_000))
+    await pub.tick()
+    assert producer.last()[b"worker:main/m1/quiet"]["figures"]["online"] is True
+    clock.ms = T0_MS + 35 * MIN  # past the 30 min ceiling, but the consumer said nothing since
+    await pub.tick()
+    assert b"worker:main/m1/quiet" not in producer.last()
+    pub.on_batch(BatchResult(consumer_lag={(Topic.SHARES, 0): 0}, consumer_lag_at_ms=clock.ms))  # back, idle
+    await pub.tick()
+    assert producer.last()[b"worker:main/m1/quiet"]["figures"]["online"] is False
+
+
 async def test_a_disconnect_is_published_at_once() -> None:
     clock = Clock(T0_MS + MIN)
     pub, producer = publisher(clock)

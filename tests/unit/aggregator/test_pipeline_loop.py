@@ -12,6 +12,7 @@ import pytest
 from services.aggregator.config import AggregatorSettings
 from services.aggregator.consume.partitions import PartitionStatus
 from services.aggregator.consume.pipeline import Pipeline
+from services.aggregator.consume.results import BatchResult
 from services.aggregator.errors import StoreError
 from shared.kafka.consumer import TopicPartition
 from shared.kafka.producer import ProduceError
@@ -28,14 +29,14 @@ W1 = ("main", "m1", "w1")
 
 
 class Rig:
-    def __init__(self, *outputs: RecordingOutput) -> None:
+    def __init__(self, *outputs: RecordingOutput, lag_refresh_s: float = 1.0) -> None:
         self.consumer = FakeConsumer()
         self.store = FakeStore()
         self.letters = FakeDeadLetters()
         self.effort = FakeEffort()
         self.outputs = list(outputs) or [RecordingOutput()]
         self.pipeline = Pipeline(SETTINGS, self.consumer, self.store, self.letters, self.effort,
-                                 outputs=self.outputs)
+                                 outputs=self.outputs, lag_refresh_s=lag_refresh_s)
 
     def shares(self, start: int, n: int, *, prefix: str = "s") -> None:
         for i in range(start, start + n):
@@ -182,3 +183,49 @@ async def test_a_batch_that_wrote_a_block_asks_for_an_effort_refresh(rig: Rig) -
     assert rig.effort.pokes == [found_ms]
 
 
+
+
+def _lag_reports(output: RecordingOutput) -> list[tuple[int | None, dict[tuple[str, int], int]]]:
+    return [(b.consumer_lag_at_ms, dict(b.consumer_lag)) for b in output.batches if b.consumer_lag is not None]
+
+
+async def test_an_idle_pipeline_keeps_telling_the_outputs_it_is_caught_up() -> None:
+    rig = Rig(lag_refresh_s=0.02)
+    try:
+        rig.shares(0, 3)
+        await rig.pipeline.start()
+        await rig.until(lambda: rig.stored() == 3)
+        out = rig.outputs[0]
+
+        def idle() -> list[BatchResult]:
+            return [b for b in out.batches if not b.received and not b.partitions]
+
+        await rig.until(lambda: len(idle()) >= 3)  # nothing more to read, and still told
+        assert all(b.consumer_lag and set(b.consumer_lag.values()) == {0} for b in idle())
+        assert all(("pool.shares", 0) in (b.consumer_lag or {}) for b in idle())
+        stamps = [b.consumer_lag_at_ms for b in idle()]
+        assert None not in stamps and stamps == sorted(stamps)
+        assert out.batches[-1].consumer_lag_at_ms is not None
+    finally:
+        await rig.pipeline.stop()
+
+
+async def test_a_stalled_write_stops_the_reports_so_no_worker_ages_while_nothing_is_read() -> None:
+    rig = Rig(lag_refresh_s=0.02)
+    try:
+        rig.shares(0, 3)
+        await rig.pipeline.start()
+        await rig.until(lambda: rig.stored() == 3 and len(_lag_reports(rig.outputs[0])) >= 2)
+        rig.store.held = asyncio.Event()
+        rig.shares(3, 2)
+        owned = rig.pipeline.partitions.owned[0]
+        await rig.until(lambda: owned.next_offsets["pool.shares"] == 5)  # folded; its write now waits
+        reported = len(rig.outputs[0].batches)
+        await asyncio.sleep(0.2)  # ten refresh intervals with the database away
+        assert len(rig.outputs[0].batches) == reported, "caught up reported while a write was stalled"
+        rig.store.held.set()
+        await rig.until(lambda: rig.stored() == 5 and len(rig.outputs[0].batches) > reported)
+    finally:
+        if rig.store.held is not None:
+            rig.store.held.set()
+        await rig.pipeline.stop()
