@@ -288,6 +288,21 @@ def _step(s: _Series) -> None:
     s.as_of = m + 1
 
 
+def _ring_sums(d: array[float], base: int, slots: int, first: int, count: int) -> tuple[float, float, float]:
+    """Sums of `count` consecutive ring slots from slot number `first` (any integer: taken
+    modulo `slots`), per field. Slices with a step sum in C: a window is at most two runs."""
+    i = first % slots
+    runs = ((i, i + count),) if i + count <= slots else ((i, slots), (0, i + count - slots))
+    a = n = x = 0.0
+    for lo, hi in runs:
+        lo = base + lo * _F
+        hi = base + hi * _F
+        a += sum(d[lo:hi:_F])
+        n += sum(d[lo + 1:hi:_F])
+        x += sum(d[lo + 2:hi:_F])
+    return a, n, x
+
+
 def _recompute_sums(s: _Series, m: int) -> list[float]:
     d = s.data
     head = s.head
@@ -295,20 +310,22 @@ def _recompute_sums(s: _Series, m: int) -> list[float]:
     lo, hi = head - 60, head  # minutes held by the ring
 
     def add_minutes(w: int, start: int, end: int) -> None:
-        for t in range(max(start, lo), min(end, hi + 1)):
-            o = (t % _MS) * _F
-            out[w * 3] += d[o]
-            out[w * 3 + 1] += d[o + 1]
-            out[w * 3 + 2] += d[o + 2]
+        start, end = max(start, lo), min(end, hi + 1)
+        if start < end:
+            a, n, x = _ring_sums(d, 0, _MS, start, end - start)
+            out[w * 3] += a
+            out[w * 3 + 1] += n
+            out[w * 3 + 2] += x
 
     for w, width in enumerate(_MINUTE_WINDOWS):
         add_minutes(w, m - width, m)
     current_hour = m // 60
-    first_hour = _ceil_hour_m(m - _DAY_M) // 60
-    for hour in range(max(first_hour, head // 60 - 24), min(current_hour, head // 60 + 1)):
-        o = _HBASE + (hour % _HS) * _F
-        out[12] += d[o]
-        out[13] += d[o + 1]
-        out[14] += d[o + 2]
+    first_hour = max(_ceil_hour_m(m - _DAY_M) // 60, head // 60 - 24)
+    end_hour = min(current_hour, head // 60 + 1)
+    if first_hour < end_hour:
+        a, n, x = _ring_sums(d, _HBASE, _HS, first_hour, end_hour - first_hour)
+        out[12] += a
+        out[13] += n
+        out[14] += x
     add_minutes(4, current_hour * 60, m)
     return out

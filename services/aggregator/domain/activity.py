@@ -40,18 +40,28 @@ __all__ = [
 ]
 
 ACTIVE_SPAN_MINUTES: Final = 10
-_SPAN_BITS: Final = (1 << ACTIVE_SPAN_MINUTES) - 1
 _WINDOW_BITS: Final = 2 * ACTIVE_SPAN_MINUTES - 1  # minutes t-9 .. t+9 around a new share-minute
+_BEFORE_BITS: Final = (1 << (ACTIVE_SPAN_MINUTES - 1)) - 1  # minutes t-9 .. t-1 of that window
 
 
-def newly_active_minutes(around: int) -> list[int]:
-    """Offsets k (0..9) of the minutes t+k a new share-minute t makes active.
+def newly_active_range(around: int) -> range:
+    """Offsets k (0..9) of the minutes t+k a new share-minute t makes active: always one run.
 
     `around` holds the share-minutes t-9 .. t+9 known BEFORE t (bit j = minute
     t-9+j; bit 9, t itself, is clear). Minute t+k was active already when a
-    share-minute lies in t+k-9 .. t+k, i.e. among bits k .. k+9.
+    share-minute lies in t+k-9 .. t+k, i.e. among bits k .. k+9. The nearest earlier
+    share-minute t-9+p covers the minutes up to t+p and the nearest later one t+1+q
+    those from t+1+q on, so what is new is exactly p+1 .. q (a run, maybe empty).
     """
-    return [k for k in range(ACTIVE_SPAN_MINUTES) if not (around >> k) & _SPAN_BITS]
+    lo = (around & _BEFORE_BITS).bit_length()  # p + 1, or 0 when nothing is before t
+    after = around >> ACTIVE_SPAN_MINUTES
+    hi = (after & -after).bit_length() if after else ACTIVE_SPAN_MINUTES  # q + 1, or the whole span
+    return range(lo, hi)
+
+
+def newly_active_minutes(around: int) -> list[int]:
+    """`newly_active_range` as a list (the definition the tables check)."""
+    return list(newly_active_range(around))
 
 
 @dataclass(slots=True)
@@ -72,20 +82,21 @@ class MinuteMask:
         bits = self.bits >> shift if shift >= 0 else self.bits << -shift
         return bits & ((1 << width) - 1)
 
-    def add(self, minute: int, horizon_minutes: int) -> list[int]:
-        """Mark `minute`; the minutes it newly makes active (empty if it was marked)."""
+    def add(self, minute: int, horizon_minutes: int) -> range:
+        """Mark `minute`; the minutes it newly makes active, one run (empty if it was marked)."""
         if self.bits and minute < self.head - horizon_minutes:
-            return []  # beyond the horizon: a share that is not too late never lands here
+            return _NOTHING  # beyond the horizon: a share that is not too late never lands here
         if minute < self.base:
             self.bits <<= self.base - minute
             self.base = minute
         offset = minute - self.base
         if (self.bits >> offset) & 1:
-            return []
+            return _NOTHING
         around = self.window(minute - ACTIVE_SPAN_MINUTES + 1, _WINDOW_BITS)
         self.bits |= 1 << offset
         self._trim(horizon_minutes)
-        return [minute + k for k in newly_active_minutes(around)]
+        new = newly_active_range(around)
+        return range(minute + new.start, minute + new.stop)
 
     def _trim(self, horizon_minutes: int) -> None:
         oldest = self.head - horizon_minutes
@@ -133,21 +144,31 @@ class ActivityLedger:
     def observe(self, share_minutes: Iterable[tuple[str, str, str, int]]) -> dict[tuple[str, int], list[int]]:
         """Worker-minutes (pool, miner, worker, minute start ms) that carry shares ->
         {(pool, minute ms): [active miners added, active workers added]}."""
-        out: dict[tuple[str, int], list[int]] = {}
+        # Each new share-minute adds one run of minutes: kept as the run's two edges, summed
+        # into minutes once at the end (a few dict updates per share-minute, not twenty).
+        edges: dict[str, dict[int, list[int]]] = {}
         horizon = self._horizon
         for pool, miner, worker, minute_ms in share_minutes:
             minute = minute_ms // MINUTE_MS
             mask = self._workers.get((pool, miner, worker))
             if mask is None:
                 mask = self._workers[(pool, miner, worker)] = MinuteMask(minute)
-            for active in mask.add(minute, horizon):
-                _bump(out, pool, active, 1)
+            worker_run = mask.add(minute, horizon)
             owner = self._miners.get((pool, miner))
             if owner is None:
                 owner = self._miners[(pool, miner)] = MinuteMask(minute)
-            for active in owner.add(minute, horizon):
-                _bump(out, pool, active, 0)
-        return out
+            miner_run = owner.add(minute, horizon)
+            if worker_run or miner_run:
+                by_minute = edges.get(pool)
+                if by_minute is None:
+                    by_minute = edges[pool] = {}
+                if worker_run:
+                    _edge(by_minute, worker_run.start, 1, 1)
+                    _edge(by_minute, worker_run.stop, 1, -1)
+                if miner_run:
+                    _edge(by_minute, miner_run.start, 0, 1)
+                    _edge(by_minute, miner_run.stop, 0, -1)
+        return _minutes_of(edges)
 
     def worker_mask(self, key: WorkerKey) -> MinuteMask | None:
         return self._workers.get(key)
@@ -177,8 +198,27 @@ class ActivityLedger:
         return iter(self._workers.items())
 
 
-def _bump(out: dict[tuple[str, int], list[int]], pool: str, minute: int, field: int) -> None:
-    counts = out.get((pool, minute * MINUTE_MS))
+_NOTHING: Final = range(0)
+
+
+def _edge(by_minute: dict[int, list[int]], minute: int, field: int, step: int) -> None:
+    counts = by_minute.get(minute)
     if counts is None:
-        counts = out[(pool, minute * MINUTE_MS)] = [0, 0]
-    counts[field] += 1
+        counts = by_minute[minute] = [0, 0]
+    counts[field] += step
+
+
+def _minutes_of(edges: dict[str, dict[int, list[int]]]) -> dict[tuple[str, int], list[int]]:
+    """Run edges per pool -> the count added to every minute the runs cover."""
+    out: dict[tuple[str, int], list[int]] = {}
+    for pool, by_minute in edges.items():
+        miners = workers = 0
+        marks = sorted(by_minute)
+        for at, following in zip(marks, marks[1:] + marks[-1:]):
+            step = by_minute[at]
+            miners += step[0]
+            workers += step[1]
+            if miners or workers:
+                for minute in range(at, following):
+                    out[(pool, minute * MINUTE_MS)] = [miners, workers]
+    return out

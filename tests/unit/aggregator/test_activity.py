@@ -66,6 +66,16 @@ def test_newly_active_minutes_table(before: int, expected: list[int]) -> None:
     assert newly_active_minutes(before) == expected
 
 
+def test_newly_active_minutes_are_one_run_for_every_neighbourhood() -> None:
+    """The run arithmetic against the definition, over every neighbourhood of a new
+    share-minute (2**18: each of the 18 neighbours with or without shares)."""
+    span = ACTIVE_SPAN_MINUTES
+    for neighbours in range(1 << 18):
+        around = (neighbours & 0x1FF) | ((neighbours >> 9) << 10)  # bit 9, t itself, stays clear
+        defined = [k for k in range(span) if not (around >> k) & ((1 << span) - 1)]
+        assert newly_active_minutes(around) == defined, bin(around)
+
+
 def test_one_share_minute_makes_ten_minutes_active_once() -> None:
     ledger = ActivityLedger(max_lateness_ms=DAY_MS)
     first = ledger.observe([_key(T0)])
