@@ -54,8 +54,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from aggregator_bench import free_port, produce, run_phase, settings_for, vm_hwm_mib  # noqa: E402
 from aggregator_bench import parse_args as aggregator_bench_args  # noqa: E402
+from aggregator_bench import produce, run_phase, settings_for  # noqa: E402
+from aggregator_process import free_port, vm_hwm_mib  # noqa: E402
 from run_state import drop_run_state  # noqa: E402
 
 from shared.db.migrate import migrate_database  # noqa: E402

@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from aggregator_bench import phase_baseline, phase_pipeline, produce, settings_for
+from aggregator_bench import phase_baseline, produce, settings_for
+from aggregator_process import phase_pipeline
 from run_state import drop_run_state
 
 from shared.kafka.topics import ensure_topics
