@@ -112,6 +112,17 @@ def _batches(events: list[dict[str, Any]], rng: random.Random) -> tuple[list[lis
     return posted, duplicates, len(held)
 
 
+def _timeline(alerts: list[Any], backfilled_ms: int) -> list[str]:
+    """Each alert as a line with its times relative to the backfill's last post (a failure's
+    message: when a false alert started says which phase raised it)."""
+    def at(value: Any) -> str:
+        return "-" if value is None else f"{int(value.timestamp() * 1000) - backfilled_ms:+d} ms"
+
+    return [f"{a['id']} {a['labels'].get('alertname')} {a['labels'].get('miner')}/{a['labels'].get('worker')}"
+            f" {a['status']} started {at(a['started_at'])} fired {at(a['fired_at'])} ended {at(a['resolved_at'])}"
+            f" value {a['value']}" for a in alerts]
+
+
 def _true_window(changes: list[StateChange], lo_ms: int, hi_ms: int, accepted: float) -> tuple[float, float]:
     """(mean, variance) of a worker's accepted difficulty over [lo, hi) under the model: per
     constant stretch, Poisson share counts at rate h*accepted/(D*2^32), each worth D."""
@@ -281,7 +292,7 @@ async def test_a_simulated_pool_end_to_end(endpoints: Endpoints, topic_prefix: s
     by_name = {a["labels"]["alertname"]: a for a in alerts}
     assert sorted((a["labels"]["alertname"], a["labels"].get("miner"), a["labels"].get("worker"), a["status"])
                   for a in alerts) == [("miner hashrate drop", "m2", None, "firing"),
-                                       ("worker offline", "m1", "w1", "resolved")], [dict(a) for a in alerts]
+                                       ("worker offline", "m1", "w1", "resolved")], _timeline(alerts, backfilled_ms)
     assert by_name["worker offline"]["end_reason"] == "condition cleared"
     drop = by_name["miner hashrate drop"]
     degraded_ms = start + SPAN_MS - 16 * MIN
