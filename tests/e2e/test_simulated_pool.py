@@ -260,7 +260,8 @@ async def test_a_simulated_pool_end_to_end(endpoints: Endpoints, topic_prefix: s
                     await asyncio.sleep(1)
                     wall = int(time.time() * 1000)
                     to = wall if boundary is None else min(wall, boundary)
-                    events = _reordered(advance(to), random.Random(to), swap=False)  # the first: the backfill's time
+                    # the first post also carries the seconds the backfill took to post
+                    events = _reordered(advance(to), random.Random(to), swap=False)
                     await post(events)
                     if boundary is not None and to == boundary:
                         break
