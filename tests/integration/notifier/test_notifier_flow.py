@@ -34,6 +34,10 @@ from tests.integration.notifier.service import (
 pytestmark = pytest.mark.integration
 
 FAST = {"group_wait_ms": 500, "group_interval_ms": 1_000, "repeat_interval_ms": 3_600_000}
+# For tests that claim records published together go out in one message: the records are keyed
+# apart, so they reach a group over as many fetches as partitions, and a slow machine has spread
+# fifty over more than FAST's 1 s group_interval (a first resolved notice with part of them).
+GATHERED = {"group_wait_ms": 2_000, "group_interval_ms": 3_000, "repeat_interval_ms": 3_600_000}
 
 
 @pytest.fixture
@@ -59,15 +63,17 @@ async def receiver() -> AsyncIterator[HttpReceiver]:
 async def test_fifty_alerts_in_one_group_make_one_message_then_one_resolved_notice(
         settings: NotifierSettings, pool: asyncpg.Pool, receiver: HttpReceiver) -> None:
     await add_channel(pool, settings, "ops", "webhook", {"url": receiver.url("/hook"), "hmac_secret": "s3cret"},
-                      group_by=("pool",), **FAST)
+                      group_by=("pool",), **GATHERED)
     await add_channel(pool, settings, "short", "webhook", {"url": receiver.url("/short"), "max_alerts": 10},
-                      group_by=("pool",), send_resolved=False, **FAST)
+                      group_by=("pool",), send_resolved=False, **GATHERED)
     fired = [alert_record(f"fp{i:02d}", labels={"pool": "main", "worker": f"w{i}"}, alert_id=i + 1)
              for i in range(50)]
     async with running(settings) as service:
         await publish(settings, *fired)
         await receiver.wait_for(2, timeout_s=20)
-        await asyncio.sleep(1.5)  # a group_interval and more: nothing new, nothing sent
+        # A group_interval and more: nothing new, nothing sent. The resolved records below are then
+        # published just after a tick of the group, so they have most of an interval to gather.
+        await asyncio.sleep(3.5)
         assert len(receiver.requests) == 2
         [first] = receiver.on("/hook")
         [short] = receiver.on("/short")
@@ -87,7 +93,7 @@ async def test_fifty_alerts_in_one_group_make_one_message_then_one_resolved_noti
         assert second["status"] == "resolved"
         assert len(second["alerts"]) == 50 and {a["status"] for a in second["alerts"]} == {"resolved"}
         assert all(a["endsAt"] != "0001-01-01T00:00:00Z" for a in second["alerts"])
-        await asyncio.sleep(1.5)  # "short" does not send resolved notices
+        await asyncio.sleep(3.5)  # a group_interval and more: "short" does not send resolved notices
         assert len(receiver.requests) == 3
         exposition = await _scrape(service.http.port)
     log = await attempts(pool)
