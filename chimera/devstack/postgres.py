@@ -16,7 +16,7 @@ from pathlib import Path
 
 from chimera.devstack import pgdir
 from chimera.devstack.config import DevStackConfig, DevStackError
-from chimera.devstack.processes import apt_install, pid_alive, port_free, port_open, run
+from chimera.devstack.processes import apt_install, pid_alive, port_free, port_open, run, wait_until
 
 START_TIMEOUT_S = 60
 PORT_SEARCH_SPAN = 20
@@ -108,11 +108,17 @@ class PostgresNode:
         return self.status()
 
     def down(self) -> None:
-        if self._postmaster_pid() is None:
+        pid = self._postmaster_pid()
+        if pid is None:
             return
         bindir = ensure_binaries()
         run([str(bindir / "pg_ctl"), "-D", str(self._data), "-m", "fast", "-w", "-t", "60", "stop"],
             what="stopping PostgreSQL", user=self._run_as, timeout_s=90)
+        # pg_ctl returns once the pid file is gone, which the postmaster removes just before it
+        # exits: on a loaded machine it was still alive then. Down means no process left.
+        if not wait_until(lambda: not pid_alive(pid), 30):
+            raise DevStackError(f"PostgreSQL (pid {pid}) did not exit after stopping",
+                                f"see {self._log}; stop it with `kill {pid}`")
 
     def _prepare_dir(self) -> None:
         if self._dir != self._config.postgres_dir:

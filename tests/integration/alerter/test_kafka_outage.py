@@ -50,4 +50,8 @@ async def test_an_alert_fired_around_a_broker_outage_is_published_once_it_return
             return got or None
 
         records = await until(published, 120)
-    assert [(r["status"], r["alert_id"]) for r in records] == [("firing", row["id"])]
+    # At least once (adapters/relay.py): a send that timed out while the broker came back is sent
+    # again, the same record, which consumers drop as a repeat (seen on a loaded machine).
+    assert {orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in records} == {
+        orjson.dumps(records[0], option=orjson.OPT_SORT_KEYS)}, records
+    assert (records[0]["status"], records[0]["alert_id"]) == ("firing", row["id"])
