@@ -46,8 +46,8 @@ from services.ingest.config import IngestSettings  # noqa: E402
 from shared.db.migrate import migrate_database  # noqa: E402
 from shared.db.pool import connect  # noqa: E402
 from shared.events import TOPIC_BY_TYPE, decode_batch, encode_event, record_key  # noqa: E402
-from shared.kafka.producer_choice import PRODUCER_IMPLS, ProducerImpl, create_producer  # noqa: E402
 from shared.kafka.producer import OutgoingRecord  # noqa: E402
+from shared.kafka.producer_choice import PRODUCER_IMPLS, ProducerImpl, create_producer  # noqa: E402
 from shared.kafka.topics import ensure_topics, topic_name  # noqa: E402
 
 

@@ -39,6 +39,10 @@ def _shares(minute_ms: int, n: int, status: str) -> list[dict[str, Any]]:
             for i in range(n)]
 
 
+def _last_complete_minute_ms() -> int:
+    return int(time.time() * 1000) // 60_000 * 60_000 - 60_000
+
+
 async def test_posted_events_raise_an_alert_and_clear_it(endpoints: Endpoints, topic_prefix: str,
                                                          db_schema: str) -> None:
     api_settings = ingest_settings(endpoints, topic_prefix, db_schema)
@@ -50,7 +54,7 @@ async def test_posted_events_raise_an_alert_and_clear_it(endpoints: Endpoints, t
         log_level="WARNING")
     # The last complete minute: inside every window, and newer than the aggregator's catching-up
     # allowance (2 min), so the alerter judges its windows at once rather than as a replay.
-    minute = int(time.time() * 1000) // 60_000 * 60_000 - 60_000
+    minute = _last_complete_minute_ms()
     async for api in serve(api_settings):
         admin, write = await api.headers("admin"), await api.headers("ingest")
         assert (await api.client.post("/api/alert-rules", json=RULE, headers=admin)).status_code == 201
@@ -61,7 +65,7 @@ async def test_posted_events_raise_an_alert_and_clear_it(endpoints: Endpoints, t
             assert row["labels"]["worker"] == "rig1" and row["value"] == pytest.approx(0.5)
             # Again the last complete minute as it is now: firing can take a while on a loaded
             # machine, and shares of a minute over 2 minutes old would be judged as a replay.
-            good = _shares(int(time.time() * 1000) // 60_000 * 60_000 - 60_000, 200, "accepted")
+            good = _shares(_last_complete_minute_ms(), 200, "accepted")
             assert (await api.client.post("/v1/events", json=good, headers=write)).status_code == 202
             done = await until(lambda: api.container.pool.fetchrow(
                 "SELECT * FROM alerts WHERE status = 'resolved'"))

@@ -294,12 +294,11 @@ def _ring_sums(d: array[float], base: int, slots: int, first: int, count: int) -
     i = first % slots
     runs = ((i, i + count),) if i + count <= slots else ((i, slots), (0, i + count - slots))
     a = n = x = 0.0
-    for lo, hi in runs:
-        lo = base + lo * _F
-        hi = base + hi * _F
-        a += sum(d[lo:hi:_F])
-        n += sum(d[lo + 1:hi:_F])
-        x += sum(d[lo + 2:hi:_F])
+    for first_slot, end_slot in runs:
+        start, stop = base + first_slot * _F, base + end_slot * _F  # offsets into the flat array
+        a += sum(d[start:stop:_F])
+        n += sum(d[start + 1:stop:_F])
+        x += sum(d[start + 2:stop:_F])
     return a, n, x
 
 

@@ -36,7 +36,7 @@ __all__ = [
     "ACTIVE_SPAN_MINUTES",
     "ActivityLedger",
     "MinuteMask",
-    "newly_active_minutes",
+    "newly_active_range",
 ]
 
 ACTIVE_SPAN_MINUTES: Final = 10
@@ -57,11 +57,6 @@ def newly_active_range(around: int) -> range:
     after = around >> ACTIVE_SPAN_MINUTES
     hi = (after & -after).bit_length() if after else ACTIVE_SPAN_MINUTES  # q + 1, or the whole span
     return range(lo, hi)
-
-
-def newly_active_minutes(around: int) -> list[int]:
-    """`newly_active_range` as a list (the definition the tables check)."""
-    return list(newly_active_range(around))
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ from services.aggregator.domain.activity import (
     ACTIVE_SPAN_MINUTES,
     ActivityLedger,
     MinuteMask,
-    newly_active_minutes,
+    newly_active_range,
 )
 from services.aggregator.domain.minutes import MINUTE_MS
 
@@ -63,7 +63,7 @@ def _totals(batches: list[dict[tuple[str, int], list[int]]]) -> Counter[tuple[st
     ((1 << 19) - 1 - (1 << 9), []),          # every neighbour has shares
 ])
 def test_newly_active_minutes_table(before: int, expected: list[int]) -> None:
-    assert newly_active_minutes(before) == expected
+    assert list(newly_active_range(before)) == expected
 
 
 def test_newly_active_minutes_are_one_run_for_every_neighbourhood() -> None:
@@ -73,7 +73,7 @@ def test_newly_active_minutes_are_one_run_for_every_neighbourhood() -> None:
     for neighbours in range(1 << 18):
         around = (neighbours & 0x1FF) | ((neighbours >> 9) << 10)  # bit 9, t itself, stays clear
         defined = [k for k in range(span) if not (around >> k) & ((1 << span) - 1)]
-        assert newly_active_minutes(around) == defined, bin(around)
+        assert list(newly_active_range(around)) == defined, bin(around)
 
 
 def test_one_share_minute_makes_ten_minutes_active_once() -> None:
