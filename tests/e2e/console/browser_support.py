@@ -18,7 +18,6 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from chimera.devstack.browser_bins import ensure_browser_binaries
@@ -91,7 +90,10 @@ def sign_in(driver: WebDriver, base_url: str, key: str) -> None:
     form_field = wait_for(driver, lambda d: d.find_element(By.NAME, "api_key"), "the sign-in form")
     form_field.clear()
     form_field.send_keys(key)
+    # Success and refusal both answer with a new document, which comes with a new `window`:
+    # the mark set on the old one is gone. (Asking whether the old form went stale was racy:
+    # chromedriver once answered "node does not belong to the document" mid-navigation.)
+    driver.execute_script("window.chimeraSignInPending = true;")
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    # Success and refusal both answer with a new document: the old form goes stale either way.
-    wait_for(driver, expected_conditions.staleness_of(form_field), "the sign-in answer")
+    wait_for(driver, lambda d: d.execute_script("return window.chimeraSignInPending !== true;"), "the sign-in answer")
     wait_for(driver, lambda d: d.execute_script("return document.readyState") == "complete", "the page load")
