@@ -22,6 +22,7 @@ from shared.background import spawn
 from shared.backoff import Backoff
 from shared.db.errors import DATABASE_ERRORS
 from shared.kafka.deadletter import DeadLetter
+from shared.kafka.faust_transport import Transport
 from shared.kafka.options import KafkaClientError, client_options
 from shared.kafka.topics import TopicSpec, topic_name
 from shared.settings import ServiceSettings
@@ -82,11 +83,18 @@ async def until_done(what: str, attempt: Callable[[], Awaitable[object]], *, max
             await asyncio.sleep(delay)
 
 
+class _App(faust.App):  # type: ignore[misc]  # faust is untyped
+    def _new_transport(self) -> Transport:
+        """faust's Kafka transport with its delivery bugs mended (faust_transport.py)."""
+        return Transport(self.conf.broker_consumer, self)
+
+
 def make_app(settings: ServiceSettings, *, app_id: str, data_dir: Path, session_timeout_s: float) -> faust.App:
     """A faust app as our services run them: raw bytes in and out (the codecs are ours), tables
     in memory and their changelogs, no web server of faust's own, a member that dies handing
-    its partitions over after `session_timeout_s` (not faust's default minute)."""
-    return faust.App(
+    its partitions over after `session_timeout_s` (not faust's default minute), on the mended
+    transport (faust_transport.py)."""
+    return _App(
         topic_name(settings, app_id), broker=f"kafka://{settings.kafka_bootstrap_servers}",
         store="memory://", web_enabled=False, autodiscover=False, topic_partitions=settings.kafka_topic_partitions,
         # Topics faust makes itself (its assignor's leader topic) as replicated as ours.

@@ -82,10 +82,6 @@ async def _four(settings: AlerterSettings) -> list[dict[str, Any]] | None:
     return got if len(got) >= 4 else None
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug, diagnosed 2026-12-02: some of a leaving member's groups are taken over without their "
-    "firing state (2 of 12 stayed firing in PostgreSQL while the remaining member held every partition), "
-    "in 2 of 6 full runs; see the stop 22 note"))
 async def test_two_members_split_the_groups_and_a_leaver_hands_over_without_a_second_firing(
     alerter_settings: AlerterSettings, pool: asyncpg.Pool,
 ) -> None:
