@@ -154,9 +154,7 @@ class AlerterStreams:
 
     async def _tick_partition(self, partition: int) -> None:
         began = time.perf_counter()
-        active = self._active.get(partition)
-        if active is None:
-            active = self._active[partition] = self._scan(partition)
+        active = self._active_in(partition)
         now = now_ms()
         for key in list(active):
             raw = self.groups.get(key)
@@ -182,8 +180,17 @@ class AlerterStreams:
             self._dirty.setdefault(partition, set()).update(dirty)
             log.warning("group states not written behind (retrying next tick): %r", exc)
 
+    def _active_in(self, partition: int) -> dict[bytes, tuple[str, str]]:
+        """The partition's groups that are not inactive, read from the table at the first need
+        after a start or a rebalance, whether a tick or a group's change comes first: a map begun
+        by one group's change would hide the others from the ticks (a firing group whose series
+        went silent would never resolve)."""
+        active = self._active.get(partition)
+        if active is None:
+            active = self._active[partition] = self._scan(partition)
+        return active
+
     def _scan(self, partition: int) -> dict[bytes, tuple[str, str]]:
-        """The partition's groups that are not inactive (after a start or a rebalance)."""
         found = {}
         for key, raw in self.groups.items():
             state, where = decode_state(raw)
@@ -194,7 +201,7 @@ class AlerterStreams:
     def _keep(self, key: bytes, state: GroupState, partition: int) -> None:
         self.groups[key] = encode_state(state, partition)
         self._dirty.setdefault(partition, set()).add(key)
-        active = self._active.setdefault(partition, {})
+        active = self._active_in(partition)
         if state.status == "inactive":
             active.pop(key, None)
         else:

@@ -8,14 +8,16 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from services.alerter.adapters.rule_store import RuleStore
 from services.alerter.config import AlerterSettings
+from services.alerter.domain.conditions import fingerprint
 from shared.clock import now_ms
 from shared.kafka.topics import Topic
 from tests.integration.ingest.helpers import read_topics
 
-from .conftest import add_rule, running, send_snapshots, until, worker_record
+from .conftest import PARTITIONS, add_rule, running, send_snapshots, until, worker_record
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +59,30 @@ async def test_a_restart_while_pending_keeps_the_start_and_fires_once(alerter_se
         await until(lambda: pool.fetchval("SELECT count(*) FROM alert_groups WHERE status = 'firing'"))
     assert [r["status"] for r in await published(alerter_settings)] == [r["status"] for r in records] == ["firing"]
     assert await pool.fetchval("SELECT count(*) FROM alerts") == 1
+
+
+async def test_a_group_changed_before_the_first_tick_after_a_restart_hides_no_other_from_the_ticks(
+    alerter_settings: AlerterSettings, pool: asyncpg.Pool,
+) -> None:
+    rule = await add_rule(pool)
+    async with running(alerter_settings):
+        await send_snapshots(alerter_settings, worker_record(now_ms(), worker="w1", online=False))
+        await until(lambda: pool.fetchval("SELECT count(*) = 1 FROM alerts WHERE status = 'firing'"))
+    # A worker whose group is on w1's partition of the observations; its record is sent before
+    # the restart, so its group changes seconds ahead of the partition's first tick.
+    neighbour = next(w for w in (f"w{i}" for i in range(2, 100))
+                     if _group_partition(rule.id, w) == _group_partition(rule.id, "w1"))
+    await send_snapshots(alerter_settings, worker_record(now_ms(), worker=neighbour, online=True))
+    restarted = alerter_settings.model_copy(update={"alerter_tick_s": 5.0, "alerter_stale_after_s": 2.0})
+    async with running(restarted):  # w1 says nothing more: a tick finds its series stale
+        gone = await until(lambda: pool.fetchrow("SELECT * FROM alerts WHERE status = 'resolved'"), 30)
+    assert gone["labels"]["worker"] == "w1" and gone["end_reason"] == "data stopped"
+
+
+def _group_partition(rule_id: int, worker: str) -> int:
+    """The observations partition of a worker's group (the producer's default partitioner)."""
+    key = fingerprint(rule_id, {"miner": "m1", "worker": worker}).encode()
+    return int(DefaultPartitioner()(key, list(range(PARTITIONS)), list(range(PARTITIONS))))
 
 
 async def test_a_deleted_rule_resolves_its_alerts_and_an_edit_judges_again(alerter_settings: AlerterSettings,
