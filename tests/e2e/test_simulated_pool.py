@@ -105,7 +105,7 @@ def _reordered(events: list[dict[str, Any]], rng: random.Random, *, swap: bool) 
     `swap`, every 5th pair of neighbouring blocks posted the later one first."""
     blocks: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
-        at_ms = int(datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp() * 1000)
+        at_ms = int(datetime.fromisoformat(event["ts"]).timestamp() * 1000)
         blocks[at_ms // DISORDER_BLOCK_MS].append(event)
     ordered = [blocks[b] for b in sorted(blocks)]
     for block in ordered:
