@@ -27,9 +27,7 @@ as (a)'s allocation of new series is.
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import math
 import random
 import statistics
@@ -45,6 +43,7 @@ import numpy.typing as npt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.columnar import cli  # noqa: E402
 from bench.columnar.window_arrays import ArrayWindowAccumulator  # noqa: E402
 from services.aggregator.domain.accumulator import WindowAccumulator, WindowTotals  # noqa: E402
 from services.aggregator.domain.minutes import MINUTE_MS  # noqa: E402
@@ -252,20 +251,7 @@ def timed(runs: int, keys: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=("verify", "time"))
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--batches", type=int, default=300)
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--keys", type=int, default=100_000)
-    args = p.parse_args()
-    try:
-        result = verify(args.seeds, args.batches) if args.mode == "verify" else timed(args.runs, args.keys)
-    except Mismatch as exc:
-        print(json.dumps({"mode": args.mode, "ok": False, "error": str(exc)}))
-        return 1
-    print(json.dumps(result))
-    return 0
+    return cli.run(verify, timed, Mismatch)
 
 
 if __name__ == "__main__":
