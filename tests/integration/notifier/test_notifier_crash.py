@@ -129,7 +129,10 @@ async def test_killed_after_sending_does_not_send_again(
     process.kill()
     process.start()
     await publish(settings, alert_record("fp2"))  # shows the restarted notifier alive and sending
-    got = await receiver.wait_for(2, timeout_s=60)
+    try:
+        got = await receiver.wait_for(2, timeout_s=60)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the restarted notifier said:\n{process.output()}") from None
     await asyncio.sleep(2.0)
     # fp1 was not told again on its own: the next message is the group with fp2 new in it.
     assert len(receiver.requests) == 2, process.output()
