@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from shared.kafka.producer import EventProducer, OutgoingRecord
 from shared.kafka.topics import TopicSpec, ensure_topics, topic_name
 from shared.settings import ServiceSettings
 from tests.conftest import Endpoints
+from tests.integration.notifier.service import until
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +42,7 @@ class Member:
         raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
         self.input = self.app.topic(topic_name(settings, "changelog-check-input"), **raw)
         self.marks = self.app.Table("marks", default=None, partitions=settings.kafka_topic_partitions, **raw)
-        self.processed: list[bytes] = []
-        self.offsets: set[int] = set()
+        self.taken: set[tuple[int, int]] = set()  # (partition, offset) of the records the agent took
         self.app.agent(self.input, name="marker")(self._mark)
         self.runner = FaustRunner(self.app, data_dir, "WARNING", "changelog-check")
 
@@ -52,24 +50,16 @@ class Member:
         async for event in stream.events():
             await asyncio.sleep(self.mark_s)
             self.marks[event.key] = event.value
-            self.processed.append(event.key)
-            self.offsets.add(event.message.offset)
+            self.taken.add((event.message.partition, event.message.offset))
 
-    async def send(self, settings: ServiceSettings, count: int) -> None:
+    async def send(self, settings: ServiceSettings, records: list[tuple[bytes, bytes]]) -> None:
         producer = EventProducer(settings)
         await producer.start()
-        try:  # one partition: the input's records in one sequence of offsets
-            await producer.send_batch([OutgoingRecord(self.input.get_topic_name(), b"k", f"v{i}".encode())
-                                       for i in range(count)])
+        try:
+            await producer.send_batch([OutgoingRecord(self.input.get_topic_name(), key, value)
+                                       for key, value in records])
         finally:
             await producer.stop()
-
-
-async def _until(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.2)
 
 
 async def test_a_member_that_stops_leaves_every_table_change_in_the_changelog(
@@ -88,26 +78,20 @@ async def test_a_member_that_stops_leaves_every_table_change_in_the_changelog(
     await ensure_topics(settings, extra=[*own_topics(first.app, 2), TopicSpec(first.input.get_topic_name(), 2)])
     await first.runner.start()
     try:
-        await _until(first.runner.ready, 90, "the first member never became ready")
-        producer = EventProducer(settings)
-        await producer.start()
-        try:
-            await producer.send_batch([OutgoingRecord(first.input.get_topic_name(), f"k{i}".encode(),
-                                                      f"v{i}".encode()) for i in range(MARKS)])
-        finally:
-            await producer.stop()
+        await until(first.runner.ready, 90, "the first member ready")
+        await first.send(settings, [(f"k{i}".encode(), f"v{i}".encode()) for i in range(MARKS)])
 
         async def all_processed() -> bool:
-            return len(first.processed) == MARKS
+            return len(first.taken) == MARKS
 
-        await _until(all_processed, 60, f"processed {len(first.processed)} of {MARKS}")
+        await until(all_processed, 60, f"all {MARKS} records processed")
     finally:
         await first.runner.stop()  # at once: most changes are still buffered
 
     second = Member(settings, tmp_path / "second")
     await second.runner.start()
     try:
-        await _until(second.runner.ready, 90, "the second member never recovered its table")
+        await until(second.runner.ready, 90, "the second member to recover its table")
         await asyncio.sleep(2)  # anything its input still held (offsets not committed) is processed again
         marks = {key: second.marks.get(key) for key in (f"k{i}".encode() for i in range(MARKS))}
     finally:
@@ -126,13 +110,14 @@ async def test_a_seek_while_records_are_on_their_way_to_the_stream_loses_none(
     await ensure_topics(settings, extra=[*own_topics(member.app, 1), TopicSpec(member.input.get_topic_name(), 1)])
     await member.runner.start()
     try:
-        await _until(member.runner.ready, 90, "the member never became ready")
-        await member.send(settings, 200)
+        await until(member.runner.ready, 90, "the member ready")
+        # one key, one partition: the records in one sequence of offsets
+        await member.send(settings, [(b"k", f"v{i}".encode()) for i in range(200)])
 
         async def under_way() -> bool:
-            return len(member.offsets) >= 20
+            return len(member.taken) >= 20
 
-        await _until(under_way, 60, "the agent never got going")
+        await until(under_way, 60, "the agent under way")
         # faust's last step of a rebalance (tables/recovery.py, on_recovery_completed): the stream
         # partitions back to their committed offsets, then the flow resumed, which clears the
         # streams' queues (what they held is fetched again from the committed offsets).
@@ -142,12 +127,12 @@ async def test_a_seek_while_records_are_on_their_way_to_the_stream_loses_none(
         consumer.resume_flow()
 
         async def all_seen() -> bool:
-            return len(member.offsets) == 200
+            return len(member.taken) == 200
 
         try:
-            await _until(all_seen, 60, "not every record reached the agent")
+            await until(all_seen, 60, "every record at the agent")
         except AssertionError:
-            missing = sorted(set(range(200)) - member.offsets)
+            missing = sorted(set(range(200)) - {offset for _, offset in member.taken})
             raise AssertionError(f"{len(missing)} records never reached the agent: {missing[:20]}") from None
     finally:
         await member.runner.stop()
