@@ -30,8 +30,9 @@ from tests.integration.conftest import free_port
 from tests.integration.ingest.conftest import make_settings as ingest_settings
 from tests.integration.ingest.conftest import serve
 from tests.integration.notifier.receivers import HttpReceiver
-from tests.integration.notifier.service import notifier_settings, until
+from tests.integration.notifier.service import notifier_settings
 from tests.integration.notifier.service import running as notifying
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 

@@ -22,10 +22,10 @@ from tests.conftest import Endpoints
 from tests.integration.aggregator.conftest import make_settings as aggregator_settings
 from tests.integration.aggregator.conftest import running as aggregating
 from tests.integration.alerter.conftest import running as alerting
-from tests.integration.alerter.conftest import until
 from tests.integration.ingest.conftest import make_settings as ingest_settings
 from tests.integration.ingest.conftest import serve
 from tests.integration.ingest.helpers import read_topics
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 

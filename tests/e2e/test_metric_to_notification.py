@@ -20,8 +20,9 @@ from tests.integration.alerter.conftest import running as alerting
 from tests.integration.ingest.conftest import make_settings as ingest_settings
 from tests.integration.ingest.conftest import serve
 from tests.integration.notifier.receivers import HttpReceiver
-from tests.integration.notifier.service import notifier_settings, until
+from tests.integration.notifier.service import notifier_settings
 from tests.integration.notifier.service import running as notifying
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 

@@ -22,7 +22,7 @@ from shared.kafka.producer import EventProducer, OutgoingRecord
 from shared.kafka.topics import TopicSpec, ensure_topics, topic_name
 from shared.settings import ServiceSettings
 from tests.conftest import Endpoints
-from tests.integration.notifier.service import until
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 

@@ -15,6 +15,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from shared.http.protocol import LINGER_S, ConnectionLimits, guarded_protocol
 from tests.integration.conftest import free_port
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -115,13 +116,6 @@ async def trickling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
             await task
 
 
-async def eventually(condition: Callable[[], bool], bound_s: float = CLOSE_BOUND_S) -> None:
-    deadline = time.monotonic() + bound_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
-
-
 async def test_a_trickled_head_is_cut_after_the_header_timeout() -> None:
     counts = limits()
     async with serving(guarded_protocol(counts)) as port, connection(port) as (reader, writer):
@@ -152,7 +146,7 @@ async def test_a_connection_that_sends_nothing_closes_after_the_idle_timeout() -
         assert await read_until_closed(reader) == b""
         elapsed_s = time.monotonic() - started
         assert KEEP_ALIVE_S * 0.9 <= elapsed_s < KEEP_ALIVE_S + 1.0
-        await eventually(lambda: counts.open_total == 0)
+        await until(lambda: counts.open_total == 0, CLOSE_BOUND_S)
     assert counts.header_timeouts_total == 0
 
 
@@ -249,9 +243,9 @@ async def test_an_address_cannot_open_more_than_its_cap() -> None:
         first_writer = first[1]
         first_writer.close()
         await first_writer.wait_closed()
-        await eventually(lambda: counts.open_connections(LOOPBACK) == 2)
+        await until(lambda: counts.open_connections(LOOPBACK) == 2, CLOSE_BOUND_S)
         async with connection(port) as replacement:
             assert await exchange(*replacement) == b"HTTP/1.1 200 OK ok"
             assert counts.open_connections(LOOPBACK) == 3
-    await eventually(lambda: counts.open_by_address == {})
+    await until(lambda: counts.open_by_address == {}, CLOSE_BOUND_S)
     assert counts.refused_total == 1

@@ -14,8 +14,9 @@ from services.alerter.config import AlerterSettings
 from shared.clock import now_ms
 from shared.kafka.topics import Topic
 from tests.integration.ingest.helpers import read_topics
+from tests.waiting import until
 
-from .conftest import add_rule, running, send_snapshots, until, worker_record
+from .conftest import add_rule, running, send_snapshots, worker_record
 
 pytestmark = pytest.mark.integration
 

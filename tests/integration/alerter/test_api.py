@@ -12,8 +12,9 @@ from services.ingest.config import IngestSettings
 from shared.clock import now_ms
 from tests.conftest import Endpoints
 from tests.integration.ingest.conftest import Api, make_settings, serve
+from tests.waiting import until
 
-from .conftest import running, send_snapshots, until, worker_record
+from .conftest import running, send_snapshots, worker_record
 
 pytestmark = pytest.mark.integration
 

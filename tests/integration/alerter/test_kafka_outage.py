@@ -20,8 +20,9 @@ from shared.clock import now_ms
 from shared.kafka.topics import Topic
 from tests.conftest import Endpoints
 from tests.integration.ingest.helpers import read_topics
+from tests.waiting import until
 
-from .conftest import PARTITIONS, add_rule, running, send_snapshots, until, worker_record
+from .conftest import PARTITIONS, add_rule, running, send_snapshots, worker_record
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,9 @@ from shared.db.pool import create_pool
 from shared.kafka.topics import Topic, ensure_topics
 from tests.conftest import Endpoints
 from tests.integration.ingest.helpers import read_topics
+from tests.waiting import until
 
-from .conftest import PARTITIONS, add_rule, running, send_snapshots, until, worker_record
+from .conftest import PARTITIONS, add_rule, running, send_snapshots, worker_record
 
 pytestmark = pytest.mark.integration
 

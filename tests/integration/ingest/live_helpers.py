@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -30,13 +29,6 @@ async def publish(settings: ServiceSettings, base_topic: str, *records: bytes) -
 
 async def publish_snapshots(settings: ServiceSettings, *records: bytes) -> None:
     await publish(settings, Topic.SNAPSHOTS, *records)
-
-
-async def eventually(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def miner_key(api: Api, miner: str) -> dict[str, str]:

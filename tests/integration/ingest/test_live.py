@@ -20,13 +20,13 @@ from tests.integration.ingest.conftest import Api, make_settings, serve
 from tests.integration.ingest.live_helpers import (
     Event,
     events,
-    eventually,
     miner_key,
     next_event,
     publish,
     publish_snapshots,
 )
 from tests.unit.ingest.live_samples import alert_record, miner_record, pool_record, worker_record
+from tests.waiting import until
 
 HEARTBEAT_S = 0.3
 
@@ -40,8 +40,8 @@ def ingest_settings(endpoints: Endpoints, topic_prefix: str, db_schema: str) -> 
 
 async def knows_pool(api: Api) -> None:
     await publish_snapshots(api.settings, pool_record(), miner_record("bc1qalice", hashrate=4e12))
-    await eventually(lambda: api.container.live.latest_pool("main") is not None
-                     and api.container.live.miner("main", "bc1qalice") is not None)
+    await until(lambda: api.container.live.latest_pool("main") is not None
+                and api.container.live.miner("main", "bc1qalice") is not None)
 
 
 async def next_record(stream: AsyncIterator[Event]) -> Event:
@@ -83,7 +83,7 @@ async def test_heartbeats_keep_a_quiet_stream_open_and_alerts_reach_every_page(a
         started = time.monotonic()
         assert await next_event(stream) == Event("comment", "heartbeat")
         assert time.monotonic() - started < 5 * HEARTBEAT_S + 2
-        await eventually(lambda: api.container.live_feed is not None and api.container.live_feed.positioned)
+        await until(lambda: api.container.live_feed is not None and api.container.live_feed.positioned)
         await publish(api.settings, Topic.ALERTS, alert_record("fp-down", miner="bc1qbob"))
         alert = await next_record(stream)
         assert alert.kind == "alert" and json.loads(alert.data)["fingerprint"] == "fp-down"
@@ -117,7 +117,7 @@ async def test_no_key_is_401_and_streams_past_the_clients_bound_are_429(api: Api
         third = await api.client.get("/live", headers=headers)
         assert third.status_code == 429 and third.headers["retry-after"] == "5"
         assert api.container.registry.get_sample_value("chimera_live_streams_open") == 2
-    await eventually(lambda: api.container.live.open_streams == 0)  # a client that goes away gives its slot back
+    await until(lambda: api.container.live.open_streams == 0)  # a client that goes away gives its slot back
     async with api.client.stream("GET", "/live", headers=headers) as again:
         assert again.status_code == 200
 
@@ -131,7 +131,7 @@ async def test_malformed_records_are_counted_and_the_feed_goes_on(api: Api) -> N
 
     # The three records are keyed apart, so they may sit in different partitions, read in any
     # order: the feed goes on past the bad ones (the pool record arrives) and counts both.
-    await eventually(lambda: api.container.live.latest_pool("main") is not None and malformed() == 2)
+    await until(lambda: api.container.live.latest_pool("main") is not None and malformed() == 2)
     assert malformed() == 2
 
 
@@ -167,7 +167,7 @@ async def test_partitions_added_to_a_topic_are_read_without_a_reconnect(endpoint
     try:
         feed = api.container.live_feed
         assert feed is not None
-        await eventually(lambda: feed.positioned)
+        await until(lambda: feed.positioned)
         topic = topic_name(settings, Topic.SNAPSHOTS)
         admin = AIOKafkaAdminClient(**client_options(settings))
         await admin.start()
@@ -183,6 +183,6 @@ async def test_partitions_added_to_a_topic_are_read_without_a_reconnect(endpoint
             await producer.send_and_wait(topic, pool_record(), partition=before + 1)
         finally:
             await producer.stop()
-        await eventually(lambda: api.container.live.latest_pool("main") is not None, timeout_s=15)
+        await until(lambda: api.container.live.latest_pool("main") is not None, timeout_s=15)
     finally:
         await server.aclose()

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from tests.integration.ingest.conftest import Api
-from tests.integration.ingest.live_helpers import eventually, miner_key, publish_snapshots
+from tests.integration.ingest.live_helpers import miner_key, publish_snapshots
 from tests.unit.ingest.live_samples import miner_record
+from tests.waiting import until
 
 # name: (1h hashrate, 5m hashrate, workers online)
 MINERS = {
@@ -28,7 +29,7 @@ async def published(module_api: Api) -> Api:
         miner_record(name, as_of_ms=now_ms, workers_online=online, last_share_at_ms=now_ms - 1_000,
                      by_window={"1m": 0.0, "5m": five_minutes, "15m": 0.0, "1h": hour, "24h": 0.0})
         for name, (hour, five_minutes, online) in MINERS.items()))
-    await eventually(lambda: module_api.container.live.miner_count == len(MINERS), timeout_s=30)
+    await until(lambda: module_api.container.live.miner_count == len(MINERS), timeout_s=30)
     return module_api
 
 

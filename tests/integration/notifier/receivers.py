@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
@@ -45,19 +45,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.integration.conftest import free_port
+from tests.waiting import until
 
 __all__ = ["HttpReceiver", "ReceivedMail", "ReceivedRequest", "Reply", "SmtpReceiver", "StreamRecord"]
 
 LOOPBACK: Final = "127.0.0.1"
 _STREAM_CHUNK: Final = 64 * 1024
-
-
-async def _until(ready: Callable[[], bool], timeout_s: float, what: Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not ready():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"waited {timeout_s:g}s: {what()}")
-        await asyncio.sleep(0.005)
 
 
 # --- HTTP --------------------------------------------------------------------------------------
@@ -114,13 +107,13 @@ class HttpReceiver:
 
     async def wait_for(self, count: int, timeout_s: float = 5.0) -> list[ReceivedRequest]:
         """The first `count` requests, once they all arrived (AssertionError after `timeout_s`)."""
-        await _until(lambda: len(self.requests) >= count, timeout_s,
-                     lambda: f"{count} requests expected, {len(self.requests)} received")
+        await until(lambda: len(self.requests) >= count, timeout_s,
+                    lambda: f"{count} requests expected, {len(self.requests)} received")
         return self.requests[:count]
 
     async def wait_for_streams(self, count: int, timeout_s: float = 5.0) -> list[StreamRecord]:
-        await _until(lambda: len(self.streams) >= count, timeout_s,
-                     lambda: f"{count} streamed answers expected, {len(self.streams)} ended")
+        await until(lambda: len(self.streams) >= count, timeout_s,
+                    lambda: f"{count} streamed answers expected, {len(self.streams)} ended")
         return self.streams[:count]
 
     async def start(self) -> None:
@@ -273,8 +266,8 @@ class SmtpReceiver:
         return ssl.create_default_context(cafile=str(self._ca))
 
     async def wait_for(self, count: int, timeout_s: float = 5.0) -> list[ReceivedMail]:
-        await _until(lambda: len(self.mails) >= count, timeout_s,
-                     lambda: f"{count} mails expected, {len(self.mails)} received")
+        await until(lambda: len(self.mails) >= count, timeout_s,
+                    lambda: f"{count} mails expected, {len(self.mails)} received")
         with self._lock:
             return self.mails[:count]
 

@@ -5,10 +5,8 @@ Not a conftest: the modules that run the notifier import what they use.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -96,17 +94,6 @@ async def publish(settings: NotifierSettings, *records: dict[str, Any], raw: tup
             + [OutgoingRecord(topic, b"bad", value) for value in raw])
     finally:
         await producer.stop()
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout_s: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def attempts(pool: asyncpg.Pool) -> list[dict[str, Any]]:

@@ -20,7 +20,8 @@ from services.notifier.config import NotifierSettings
 from shared.db.pool import create_pool
 from tests.conftest import Endpoints
 from tests.integration.notifier.receivers import HttpReceiver, Reply
-from tests.integration.notifier.service import add_channel, alert_record, attempts, notifier_settings, publish, until
+from tests.integration.notifier.service import add_channel, alert_record, attempts, notifier_settings, publish
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 

@@ -28,8 +28,8 @@ from tests.integration.notifier.service import (
     notifier_settings,
     publish,
     running,
-    until,
 )
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -137,7 +137,7 @@ async def test_routing_by_matchers_severity_and_miner(
                       alert_record("a", labels={"pool": "main", "miner": "alice"}, severity="warning"),
                       alert_record("b", labels={"pool": "testnet", "miner": "bob"}, severity="critical"),
                       alert_record("c", labels={"pool": "main", "miner": "bob"}, severity="info"))
-        await until(lambda: asyncio.sleep(0, len(receiver.requests) >= 3), what="three notifications")
+        await until(lambda: len(receiver.requests) >= 3, what="three notifications")
         await asyncio.sleep(1.0)
     by_path = {path: sorted(a["fingerprint"] for r in receiver.on(path) for a in r.json["alerts"])
                for path in ("/crit", "/regex", "/alice")}
@@ -152,7 +152,7 @@ async def test_a_silenced_alert_is_sent_when_the_silence_ends(
         await pool.execute("INSERT INTO silences (matchers, starts_at, ends_at, created_by) VALUES ($1, $2, $3, 'test')",
                            [{"name": "worker", "op": "=~", "value": "w[12]"}], now - timedelta(minutes=1),
                            now + timedelta(seconds=6))
-        await until(lambda: asyncio.sleep(0, bool(service.directory.silences)), what="the silence read back")
+        await until(lambda: bool(service.directory.silences), what="the silence read back")
         await publish(settings, alert_record("loud", labels={"worker": "w9"}),
                       alert_record("quiet", labels={"worker": "w1"}))
         first = (await receiver.wait_for(1, timeout_s=20))[0].json
@@ -176,7 +176,7 @@ async def test_inhibition_mutes_targets_while_the_source_fires(
                                                  severity="critical"))
             await receiver.wait_for(1, timeout_s=20)
             # the source is noted and read back (NOTIFIER_RELOAD_S)
-            await until(lambda: asyncio.sleep(0, bool(service.directory.firing)), what="the source read back")
+            await until(lambda: bool(service.directory.firing), what="the source read back")
             await publish(settings, alert_record("w1", labels={"pool": "main", "worker": "w1"}),
                           alert_record("other", labels={"pool": "side", "worker": "w1"}))
             got = await receiver.wait_for(2, timeout_s=20)
@@ -186,8 +186,8 @@ async def test_inhibition_mutes_targets_while_the_source_fires(
             assert "w1" not in told and "other" in told, told
             await publish(settings, alert_record("pool", "resolved", labels={"pool": "main"},
                                                  name="pool hashrate drop", severity="critical"))
-            await until(lambda: asyncio.sleep(0, any(
-                a["fingerprint"] == "w1" for r in receiver.requests for a in r.json["alerts"])),
+            await until(lambda: any(
+                a["fingerprint"] == "w1" for r in receiver.requests for a in r.json["alerts"]),
                 what="the target sent once its source resolved")
             del got
     finally:

@@ -13,6 +13,7 @@ from services.ingest.adapters.event_sink import DeliveryFailed, EventSink, Kafka
 from services.ingest.config import IngestSettings
 from services.ingest.telemetry import IngestTelemetry
 from shared.kafka.producer import ProduceError
+from tests.waiting import until
 
 pytestmark = pytest.mark.unit
 
@@ -58,14 +59,6 @@ def make_sink(world: World) -> tuple[EventSink, IngestTelemetry]:
     return EventSink(settings, telemetry, producer_factory=world.factory), telemetry
 
 
-async def eventually(check: Any, within_s: float = 3.0) -> None:
-    for _ in range(int(within_s / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 async def test_start_without_broker_does_not_fail_and_send_refuses_at_once() -> None:
     world = World()
     world.broker_down = True
@@ -78,7 +71,7 @@ async def test_start_without_broker_does_not_fail_and_send_refuses_at_once() -> 
     assert "no broker" in info.value.reason
 
     world.broker_down = False
-    await eventually(lambda: sink.connected)
+    await until(lambda: sink.connected, 3.0)
     assert await sink.ready()
     await sink.send(["e1", "e2"])  # type: ignore[list-item]
     assert world.producers[-1].sent == ["e1", "e2"]
@@ -94,9 +87,9 @@ async def test_retriable_failure_drops_the_producer_and_reconnects() -> None:
     world.send_error = ProduceError("not acknowledged in time", retriable=True)
     with pytest.raises(KafkaUnavailable):
         await sink.send(["e"])  # type: ignore[list-item]
-    await eventually(lambda: first.closed_with == 0)  # undelivered records dropped
+    await until(lambda: first.closed_with == 0, 3.0)  # undelivered records dropped
     world.send_error = None
-    await eventually(lambda: sink.connected)
+    await until(lambda: sink.connected, 3.0)
     assert len(world.producers) == 2
     await sink.send(["again"])  # type: ignore[list-item]
     assert world.producers[1].sent == ["again"] and first.sent == []

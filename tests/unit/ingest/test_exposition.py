@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from services.ingest.adapters.exposition import CachedExposition
+from tests.waiting import until
 
 pytestmark = pytest.mark.unit
 
@@ -53,13 +54,6 @@ def cached(ttl_s: float, clock: Callable[[], float] = time.monotonic) -> tuple[C
     return CachedExposition(registry, ttl_s=ttl_s, clock=clock), counter
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
-
-
 async def test_a_render_is_reused_within_the_ttl() -> None:
     clock = FakeClock()
     exposition, counter = cached(ttl_s=5, clock=clock)
@@ -91,7 +85,7 @@ async def test_concurrent_callers_share_one_render(ttl_s: float) -> None:
     exposition, counter = cached(ttl_s=ttl_s, clock=FakeClock())
     counter.gate = threading.Event()
     callers = [asyncio.create_task(exposition.render()) for _ in range(10)]
-    await until(lambda: counter.calls == 1)
+    await until(lambda: counter.calls == 1, 5.0)
     await asyncio.sleep(0.05)  # every caller has arrived while the render is held
     counter.gate.set()
     bodies = await asyncio.gather(*callers)
@@ -103,7 +97,7 @@ async def test_a_failed_render_reaches_its_waiters_and_is_not_kept() -> None:
     exposition, counter = cached(ttl_s=60, clock=FakeClock())
     counter.gate, counter.fail = threading.Event(), True
     callers = [asyncio.create_task(exposition.render()) for _ in range(3)]
-    await until(lambda: counter.calls == 1)
+    await until(lambda: counter.calls == 1, 5.0)
     counter.gate.set()
     outcomes = await asyncio.gather(*callers, return_exceptions=True)
     assert [type(o) for o in outcomes] == [RuntimeError] * 3
@@ -117,7 +111,7 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_render_of_the_others(
     exposition, counter = cached(ttl_s=60, clock=FakeClock())
     counter.gate = threading.Event()
     leaving, staying = (asyncio.create_task(exposition.render()) for _ in range(2))
-    await until(lambda: counter.calls == 1)
+    await until(lambda: counter.calls == 1, 5.0)
     leaving.cancel()
     counter.gate.set()
     assert b"renders 1.0" in await staying
