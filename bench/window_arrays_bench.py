@@ -1,4 +1,5 @@
-"""Per-group WindowAccumulator.add vs batched ArrayWindowAccumulator.add_groups (issue 15).
+"""Per-group WindowAccumulator.add vs batched WindowRows.add_groups (issue 15; the service's
+domain/window_rows.py, which PoolAggregate uses for its workers since).
 
     .venv/bin/python bench/window_arrays_bench.py verify [--seeds 5] [--batches 300]
     .venv/bin/python bench/window_arrays_bench.py time [--runs 3]
@@ -44,9 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.columnar import cli  # noqa: E402
-from bench.columnar.window_arrays import ArrayWindowAccumulator  # noqa: E402
 from services.aggregator.domain.accumulator import WindowAccumulator, WindowTotals  # noqa: E402
 from services.aggregator.domain.minutes import MINUTE_MS  # noqa: E402
+from services.aggregator.domain.window_rows import WindowRows  # noqa: E402
 
 T0_MS = 1_780_000_000_000 - 1_780_000_000_000 % (60 * MINUTE_MS)  # an hour boundary
 REL = 1e-9
@@ -111,7 +112,7 @@ def verify(seeds: int, batches: int) -> dict[str, Any]:
     for seed in range(seeds):
         rng = random.Random(1000 + seed)
         a: WindowAccumulator[int] = WindowAccumulator()
-        b: ArrayWindowAccumulator[int] = ArrayWindowAccumulator(capacity=64)  # exercises growth
+        b: WindowRows[int] = WindowRows(capacity=64)  # exercises growth
         for i, batch in enumerate(_stream(seed, batches)):
             new_a = [a.add(*g) for g in batch]
             new_b = b.add_groups(*_arrays(batch)).tolist()
@@ -206,7 +207,7 @@ def _run_a(warm: Shape | None, shape: Shape, tick_keys: list[int]) -> tuple[floa
 
 
 def _run_b(warm: Shape | None, shape: Shape, tick_keys: list[int]) -> tuple[float, float]:
-    acc: ArrayWindowAccumulator[int] = ArrayWindowAccumulator(capacity=100_000)
+    acc: WindowRows[int] = WindowRows(capacity=100_000)
     for arrays in warm[1] if warm else []:
         acc.add_groups(*arrays)
     gc.collect()

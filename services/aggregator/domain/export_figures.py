@@ -8,7 +8,7 @@ what the snapshot stream and the Prometheus exporter publish.
 Two clocks, on purpose:
 - `as_of_ms` (windows): every window query of one publication uses the same
   minute, never earlier than what any series was already advanced to
-  (`WindowAccumulator.totals` clamps an earlier query, and totals of different
+  (`WindowRows.totals` clamps an earlier query, and totals of different
   minutes cannot be added). `sum_totals` re-queries at the latest minute seen
   when another caller advanced some series past the requested one.
 - `live_at_ms` (liveness), per model: its event-time watermark while its
@@ -21,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
-from .accumulator import WindowAccumulator, WindowTotals
+from .accumulator import WindowTotals
 from .blocks import LUCK_WINDOWS
 from .figures import window_figures
 from .minutes import MINUTE_MS, WorkerKey
 from .model import PoolAggregate
+from .window_rows import WindowRows
 from .windows import DEFAULT_MULTIPLIER
 
 __all__ = [
@@ -128,8 +129,8 @@ def sum_totals(fetch: Callable[[int], Iterable[WindowTotals]], as_of_ms: int) ->
     return total
 
 
-def _totals_of(acc: WindowAccumulator[Any], keys: Sequence[Any]) -> Callable[[int], Iterable[WindowTotals]]:
-    return lambda as_of: [acc.totals(k, as_of) for k in keys]
+def _totals_of(acc: WindowRows[Any], keys: Sequence[Any]) -> Callable[[int], Iterable[WindowTotals]]:
+    return lambda as_of: acc.totals_list(keys, as_of)
 
 
 def worker_figures(model: PoolAggregate, key: WorkerKey, as_of_ms: int, live_at_ms: int) -> dict[str, Any]:

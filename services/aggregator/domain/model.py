@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from shared.events import BlockEvent, MinerEvent
 
 from .accumulator import WindowAccumulator
@@ -38,6 +40,7 @@ from .minutes import (
     roll_up_pools,
 )
 from .share import Share
+from .window_rows import WindowRows
 from .windows import DEFAULT_MULTIPLIER
 
 __all__ = ["PRUNE_EVERY_MS", "BlockBatchResult", "PoolAggregate", "ShareBatchResult"]
@@ -84,7 +87,9 @@ class PoolAggregate:
         self.dedup = dedup if dedup is not None else EventIds()
         self.liveness = liveness if liveness is not None else Liveness()
         self.ledger = ledger if ledger is not None else BlockLedger()
-        self.workers: WindowAccumulator[WorkerKey] = WindowAccumulator()
+        self.workers: WindowRows[WorkerKey] = WindowRows()
+        # Pools are a handful of keys with a group or two per batch: per-key Python beats a
+        # round of numpy calls there.
         self.pools: WindowAccumulator[str] = WindowAccumulator()
         self.activity = ActivityLedger(max_lateness_ms)
         self.watermark_ms = 0
@@ -149,17 +154,26 @@ class PoolAggregate:
         deltas: dict[WorkerMinuteKey, MinuteStats],
         pool_deltas: dict[PoolMinuteKey, MinuteStats],
     ) -> None:
-        add = self.workers.add
+        # One pass of Python per group (liveness, and the batch's columns); the window
+        # sums of the whole batch then move in one add_groups (window_rows.py).
+        keys: list[WorkerKey] = []
+        columns: list[tuple[int, int, int, float]] = []  # minute, accepted, submitted, difficulty
         observe = self.liveness.observe_minute
         for (pool, miner, worker, minute), stats in deltas.items():
             key = (pool, miner, worker)
+            keys.append(key)
             accepted = stats.accepted
             submitted = accepted + stats.rejected + stats.stale
             difficulty = stats.difficulty_accepted
-            if add(key, minute, accepted, submitted, difficulty):
-                self._miner_workers.setdefault((pool, miner), []).append(worker)
+            columns.append((minute, accepted, submitted, difficulty))
             if stats.last_share_ms:
                 observe(key, minute, submitted, stats.last_share_ms, accepted, difficulty)
+        # float64 holds the minutes' epoch ms exactly (< 2**53).
+        table = np.array(columns, dtype=np.float64).reshape(-1, 4)
+        new = self.workers.add_groups(keys, table[:, 0].astype(np.int64), table[:, 1], table[:, 2], table[:, 3])
+        for i in np.flatnonzero(new).tolist():
+            pool, miner, worker = keys[i]
+            self._miner_workers.setdefault((pool, miner), []).append(worker)
         for (pool, minute), stats in pool_deltas.items():
             self.pools.add(pool, minute, stats.accepted, stats.submitted, stats.difficulty_accepted)
         self._prune_as_event_time_passes()

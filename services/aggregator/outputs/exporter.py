@@ -59,6 +59,7 @@ from services.aggregator.domain.export_figures import (
     sum_totals,
 )
 from services.aggregator.domain.export_selection import PoolUptime, select_miners
+from services.aggregator.domain.minutes import WorkerKey
 from services.aggregator.domain.model import PoolAggregate
 from services.aggregator.domain.windows import DEFAULT_MULTIPLIER, WINDOWS, hashrate_hs, shares_per_second
 from services.aggregator.outputs.model_set import ModelSet
@@ -262,14 +263,16 @@ class MetricsExporter:
         partition_of: dict[MinerKey, int] = {}
         for partition, model in self.models.items():
             keys = list(model.workers.keys())
-            for i, key in enumerate(keys):
-                mk = (key[0], key[1])
-                totals = model.workers.totals(key, as_of)
-                difficulty[mk] = difficulty.get(mk, 0.0) + totals.difficulty[w]
-                workers.setdefault(mk, []).append(key[2])
-                partition_of[mk] = partition
-                if i % _CHUNK == _CHUNK - 1:
-                    await asyncio.sleep(0)
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start:start + _CHUNK]
+                # One numpy pass per chunk: a read per key would cost a numpy call each.
+                ranked = model.workers.totals_many(chunk, as_of).difficulty[:, w].tolist()
+                for key, value in zip(chunk, ranked, strict=True):
+                    mk = (key[0], key[1])
+                    difficulty[mk] = difficulty.get(mk, 0.0) + value
+                    workers.setdefault(mk, []).append(key[2])
+                    partition_of[mk] = partition
+                await asyncio.sleep(0)
         chosen = select_miners(difficulty.items(), self.top_miners, self.allowlist)
         self._selected = [(mk, partition_of[mk], sorted(workers[mk])) for mk in chosen]
         for mk in chosen:
@@ -325,6 +328,16 @@ class MetricsExporter:
         # PostgreSQL has not answered yet: what this process has seen.
         return {pool: sum(m.ledger.blocks_found(pool) for m in models) for pool in pools}
 
+    def _read_ahead_selected(self, as_of: int) -> None:
+        """The selected miners' workers read in one pass per model, not a numpy call per miner."""
+        by_partition: dict[int, list[WorkerKey]] = {}
+        for (pool, miner), partition, names in self._selected:
+            by_partition.setdefault(partition, []).extend((pool, miner, w) for w in names)
+        for partition, keys in by_partition.items():
+            model = self.models.models.get(partition)
+            if model is not None:
+                model.workers.read_ahead(keys, as_of)
+
     def _miner_families(self, as_of: int, now_ms: int) -> Iterator[Metric]:
         hashrate = GaugeMetricFamily("miner_hashrate", "Miner hashrate in H/s over each window",
                                      labels=["pool", "miner", "window"])
@@ -334,6 +347,7 @@ class MetricsExporter:
         rejected = CounterMetricFamily("miner_shares_rejected", "Shares rejected", labels=["pool", "miner"])
         online = GaugeMetricFamily("miner_online", "1 while any of the miner's workers is online",
                                    labels=["pool", "miner"])
+        self._read_ahead_selected(as_of)
         for (pool, miner), partition, names in self._selected:
             model = self.models.models.get(partition)
             if model is None:
@@ -341,7 +355,7 @@ class MetricsExporter:
             keys = [(pool, miner, w) for w in names if (pool, miner, w) in model.workers]
             if not keys:
                 continue
-            totals = sum_totals(lambda t, ks=keys, m=model: [m.workers.totals(k, t) for k in ks], as_of)
+            totals = sum_totals(lambda t, ks=keys, m=model: m.workers.totals_list(ks, t), as_of)
             for i, window in enumerate(WINDOWS):
                 rate = hashrate_hs(totals.difficulty[i], totals.span_ms[i], model.multiplier)
                 hashrate.add_metric([pool, miner, window], rate)

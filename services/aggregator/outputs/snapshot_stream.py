@@ -254,6 +254,20 @@ class SnapshotPublisher:
             del self._pending[key]
         return taken + rest
 
+    def _read_ahead(self, taken: list[tuple[WorkerKey, int]], as_of_ms: int) -> None:
+        """Window totals of the tick's workers and of their miners' workers, one numpy pass per
+        model: the figure builders then read them key by key without a numpy call each."""
+        by_partition: dict[int, set[WorkerKey]] = {}
+        for key, partition in taken:
+            keys = by_partition.setdefault(partition, set())
+            keys.add(key)
+            pool, miner, _ = key
+            keys.update((pool, miner, w) for w in self._workers_of.get((pool, miner), ()))
+        for partition, keys in by_partition.items():
+            model = self.models.models.get(partition)
+            if model is not None:
+                model.workers.read_ahead(list(keys), as_of_ms)
+
     async def tick(self) -> TickReport:
         """Compute and send one tick's records; returns what was sent."""
         started = time.perf_counter()
@@ -274,6 +288,7 @@ class SnapshotPublisher:
 
         records = await self._pool_records(now_ms, as_of_ms, live_at, report)
         taken = self._take()
+        self._read_ahead(taken, as_of_ms)
         miners: dict[MinerKey, int] = {}
         for i, (key, partition) in enumerate(taken):
             record = self._worker_record(key, partition, now_ms, as_of_ms, live_at, report)

@@ -1,4 +1,5 @@
-"""Running window sums against a naive reference that sums every minute afresh."""
+"""Window sums against a naive reference that sums every minute afresh: the per-key
+WindowAccumulator (pools) and the array-backed WindowRows (workers) alike."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections import defaultdict
 import pytest
 
 from services.aggregator.domain.accumulator import SERIES_BYTES, WindowAccumulator
+from services.aggregator.domain.window_rows import WindowRows
 from services.aggregator.domain.windows import WINDOWS, minute_weight
 
 from .samples import HOUR, MIN, T0_MS
@@ -15,6 +17,12 @@ from .samples import HOUR, MIN, T0_MS
 pytestmark = pytest.mark.unit
 
 Minutes = dict[int, list[float]]  # minute_start_ms -> [accepted, submitted, difficulty]
+Accumulator = WindowAccumulator[str] | WindowRows[str]
+
+
+@pytest.fixture(params=[WindowAccumulator, WindowRows], ids=["per_key", "rows"])
+def make(request: pytest.FixtureRequest) -> type[WindowAccumulator[str]] | type[WindowRows[str]]:
+    return request.param  # type: ignore[no-any-return]
 
 
 def reference(minutes: Minutes, as_of_ms: int) -> list[tuple[float, float, float]]:
@@ -31,13 +39,13 @@ def close(got: list[tuple[float, float, float]], want: list[tuple[float, float, 
     return all(g == pytest.approx(w, rel=1e-12, abs=1e-9) for g, w in zip(got, want, strict=True))
 
 
-def observed(acc: WindowAccumulator, key: str, as_of_ms: int) -> list[tuple[float, float, float]]:
+def observed(acc: Accumulator, key: str, as_of_ms: int) -> list[tuple[float, float, float]]:
     t = acc.totals(key, as_of_ms)
     return list(zip(t.accepted, t.submitted, t.difficulty))
 
 
-def test_one_minute_moves_through_the_windows() -> None:
-    acc: WindowAccumulator[str] = WindowAccumulator()
+def test_one_minute_moves_through_the_windows(make: type[Accumulator]) -> None:
+    acc: Accumulator = make()
     acc.add("w", T0_MS, 3, 4, 30.0)
     assert observed(acc, "w", T0_MS + 59_999)[0] == (0, 0, 0)  # still the partial minute
     expect_in = {  # minutes after T0 -> windows that still cover minute T0
@@ -62,9 +70,9 @@ def test_one_minute_moves_through_the_windows() -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_random_stream_matches_reference(seed: int) -> None:
+def test_random_stream_matches_reference(seed: int, make: type[Accumulator]) -> None:
     rng = random.Random(seed)
-    acc: WindowAccumulator[str] = WindowAccumulator()
+    acc: Accumulator = make()
     minutes: dict[str, Minutes] = defaultdict(dict)
     now = T0_MS + rng.randrange(HOUR)
     for _ in range(1500):
@@ -89,8 +97,8 @@ def test_random_stream_matches_reference(seed: int) -> None:
         assert close(list(zip(t.accepted, t.submitted, t.difficulty)), observed(acc, q, now))
 
 
-def test_late_minute_changes_exactly_the_windows_covering_it() -> None:
-    acc: WindowAccumulator[str] = WindowAccumulator()
+def test_late_minute_changes_exactly_the_windows_covering_it(make: type[Accumulator]) -> None:
+    acc: Accumulator = make()
     for i in range(120):
         acc.add("w", T0_MS + i * MIN, 1, 1, 10.0)
     as_of = T0_MS + 120 * MIN + 5_000
@@ -106,8 +114,8 @@ def test_late_minute_changes_exactly_the_windows_covering_it() -> None:
 
 
 @pytest.mark.parametrize("stepwise", [True, False])
-def test_everything_returns_to_zero_after_a_day(stepwise: bool) -> None:
-    acc: WindowAccumulator[str] = WindowAccumulator()
+def test_everything_returns_to_zero_after_a_day(stepwise: bool, make: type[Accumulator]) -> None:
+    acc: Accumulator = make()
     rng = random.Random(1)
     for i in range(200):
         acc.add("w", T0_MS + i * MIN, 1, 2, rng.uniform(0.001, 1e6))  # drift-prone floats
@@ -121,16 +129,16 @@ def test_everything_returns_to_zero_after_a_day(stepwise: bool) -> None:
     assert len(acc) == 0
 
 
-def test_unknown_key_is_all_zero_and_spans_are_right() -> None:
-    acc: WindowAccumulator[str] = WindowAccumulator()
+def test_unknown_key_is_all_zero_and_spans_are_right(make: type[Accumulator]) -> None:
+    acc: Accumulator = make()
     t = acc.totals("nobody", T0_MS + 30 * MIN + 5)
     assert t.as_of_ms == T0_MS + 30 * MIN
     assert t.accepted == (0.0,) * 5
     assert t.span_ms == (MIN, 5 * MIN, 15 * MIN, HOUR, 24 * HOUR)
 
 
-def test_totals_add_up_for_a_miner() -> None:
-    acc: WindowAccumulator[str] = WindowAccumulator()
+def test_totals_add_up_for_a_miner(make: type[Accumulator]) -> None:
+    acc: Accumulator = make()
     acc.add("a", T0_MS, 1, 1, 2.0)
     acc.add("b", T0_MS, 2, 3, 5.0)
     total = acc.totals("a", T0_MS + MIN) + acc.totals("b", T0_MS + MIN)

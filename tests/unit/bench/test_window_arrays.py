@@ -1,4 +1,4 @@
-"""The array-backed window accumulator prototype (bench/columnar/window_arrays.py) reads
+"""The array-backed window accumulator (services/aggregator/domain/window_rows.py) reads
 the same window totals as the service's WindowAccumulator and its recomputation, over
 random streams with late, repeated and out-of-order groups and day-long gaps."""
 
