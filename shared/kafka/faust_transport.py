@@ -1,6 +1,6 @@
-"""faust's Kafka transport with two delivery bugs mended, found by the alerter's hand-over test.
+"""faust's Kafka transport with three delivery bugs mended, found by the alerter's hand-over test.
 
-Both lost state across a rebalance or a stop, on a loaded machine:
+Each lost state across a rebalance or a stop, on a loaded machine:
 
 - **The producer buffer's flush gave up.** A table change reaches its
   changelog through the producer's buffer, and the consumer flushes that
@@ -23,11 +23,18 @@ Both lost state across a rebalance or a stop, on a loaded machine:
   online whose alerts never resolved) and its commits for the partition
   stalled at the first of them. `SeekingConsumer.perform_seek` stops the flow
   first; both of faust's callers resume it once the seek is done.
+
+- **A partition with nothing committed was not sought at all.** aiokafka's
+  seek to the committed offsets skips a partition whose committed offset is
+  none (or 0), so the records fetched before the seek and cleared from the
+  streams' queues were never fetched again: lost until the next restart.
+  `SeekingConsumer.seek_to_committed` seeks those to the start of the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
@@ -83,6 +90,25 @@ class SeekingConsumer(driver.Consumer):  # type: ignore[misc]
     async def perform_seek(self) -> None:
         self.stop_flow()
         await super().perform_seek()
+
+    async def seek_to_committed(self) -> Mapping[Any, int | None]:
+        """aiokafka seeks nowhere for a partition with no committed offset (or 0), leaving the
+        position after whatever was fetched and then cleared from the streams' queues: those
+        records were never fetched again. With nothing committed, the committed position is the
+        start of the log (the apps reset to `earliest`). Changelog partitions keep the position
+        their recovery left."""
+        committed: Mapping[Any, int | None] = await super().seek_to_committed()
+        never = [tp for tp, offset in committed.items() if not offset and not self._is_changelog_tp(tp)]
+        if never:
+            await self._thread.call_thread(_seek_to_log_start, self._thread._ensure_consumer(), never)
+        return committed
+
+
+async def _seek_to_log_start(consumer: Any, partitions: list[Any]) -> None:
+    # An explicit offset, not seek_to_beginning: that leaves the position unknown until the next
+    # fetch resolves it, and faust's livelock check reads positions in between (and fails).
+    for tp, offset in (await consumer.beginning_offsets(partitions)).items():
+        consumer.seek(tp, offset)
 
 
 class Transport(driver.Transport):  # type: ignore[misc]
