@@ -1,37 +1,43 @@
-"""Per-group ActivityLedger.observe vs batched ArrayActivityLedger.observe_groups.
+"""The service's array-backed ActivityLedger against the per-key reference it replaced.
 
     .venv/bin/python bench/activity_arrays_bench.py verify [--seeds 5] [--batches 300]
     .venv/bin/python bench/activity_arrays_bench.py time [--runs 3]
 
 verify (untimed, exits 1 on any mismatch): random streams over ~30 hours (3 pools,
 ~1,440 workers of ~460 miners with 1, 3 or 4 workers, a tenth idle for longer
-than any horizon) go to both ledgers, ActivityLedger.observe with the batch's tuples in order,
-observe_groups per batch. Groups are generated as ingest_shares keeps them: in
-arrival order, never older than the lateness limit behind the running watermark
-(up to the limit exactly; hours late with the 24h limit), out of order, repeated
-within a batch (same key, same minute), and now and then a watermark jump of
-1-7 hours inside a batch, which puts that batch's earlier groups near the limit
-behind the horizon (counted, then trimmed).
+than any horizon) go to both ledgers, the reference (tests/unit/aggregator/
+activity_reference.py) with the batch's tuples in order, the service's class
+with the same batch, as the fold's dict (what PoolAggregate.apply_fold hands it)
+or as the list with its repeats, alternately. Groups are generated as
+ingest_shares keeps them: in arrival order, never older than the lateness limit
+behind the running watermark (up to the limit exactly; hours late with the 24h
+limit), out of order, repeated within a batch (same key, same minute), and now
+and then a watermark jump of 1-7 hours inside a batch, which puts that batch's
+earlier groups near the limit behind the horizon (counted, then trimmed).
 Also ~2% of groups are older than their worker's horizon (head - horizon - 1 ..
 -500): ingest never passes these; both ledgers must drop them. The lateness limit
 cycles per seed through 90 minutes, 24 hours and 200 minutes, so masks wrap and
-trim. After every batch: the output dict (every pool-minute and both counts),
-len(), and the worker and miner masks (base, bits) of a sample of keys; every 25
-batches and at the end, the masks of every key.
+trim. Every 20 batches both prune at the running watermark (the idle tenth is
+forgotten, then seen again); every 70 batches both are rebuilt, as a takeover
+does, from their own worker masks' stored rows (`as_row` -> `restore`). After
+every batch: the output dict (every pool-minute and both counts), len(), and
+the worker and miner masks (base, bits) of a sample of keys; after a prune,
+every 25 batches and at the end, the masks of every key.
 
 time: two shapes with 100,000 workers (4 per miner, one pool: aggregator_bench's
-keys), the 24h lateness limit, inputs built before timing (the fold's dict keys
-as tuples for (a), keys list + minute array for (b)):
+keys), the 24h lateness limit, inputs built before timing (the fold's dict, key
+-> a value, as apply_fold passes it):
   backlog  300,000 groups over 20 minutes of event time (~3 of the 20 minutes per
            worker), batches of 5,000 in time order with +-1 minute of disorder;
   live     all 100,000 workers warmed with one group, then 20,000 workers with a
            group every minute for 15 minutes, batches of 5,000.
-(b) is observe_groups = rows (keys -> row ids, new rows made: Python per group)
-+ observe_rows (the arrays), timed per part; it returns columns
-(ActivityColumns), and rebuilding the service's dict from them (as_dict) is
-timed apart, outside b. a and b alternate, `--runs` each; printed: one JSON
-object with groups/s, b/a per run and medians (ratio > 1: the arrays are
-faster), and b's parts in ms. (b) preallocates 100,000 rows.
+a is the reference's observe, b the service's: both take the dict and return
+the dict of pool-minutes, so b pays its interning (one dict lookup per group),
+the minute column and the output dict; b starts at its default capacity and
+grows. Also timed apart: reading back the worker masks of every key a batch
+touched, `worker_masks` (what the fold's worker_status rows do after each batch, writes.py).
+a and b alternate, `--runs` each; printed: one JSON object with groups/s, b/a
+per run and medians (ratio > 1: the service's class is faster).
 """
 
 from __future__ import annotations
@@ -44,17 +50,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.columnar import cli  # noqa: E402
-from bench.columnar.activity_arrays import ArrayActivityLedger  # noqa: E402
 from services.aggregator.domain.activity import ActivityLedger, MinuteMask  # noqa: E402
 from services.aggregator.domain.lateness import MAX_LATENESS_MS  # noqa: E402
-from services.aggregator.domain.minutes import MINUTE_MS  # noqa: E402
+from services.aggregator.domain.minutes import MINUTE_MS, WorkerKey  # noqa: E402
+from tests.unit.aggregator.activity_reference import ReferenceActivityLedger  # noqa: E402
 
 T0_M = 29_666_640  # a minute number (an hour boundary, May 2026)
 Group = tuple[str, str, str, int]  # pool, miner, worker, minute_start_ms: ActivityLedger.observe's input
@@ -107,7 +110,7 @@ def _stream(seed: int, batches: int, lateness_m: int) -> list[list[Group]]:
     return out
 
 
-def _stale(rng: random.Random, ledger: ActivityLedger, batch: list[Group], horizon: int) -> list[Group]:
+def _stale(rng: random.Random, ledger: ReferenceActivityLedger, batch: list[Group], horizon: int) -> list[Group]:
     """Insert groups older than their worker's horizon (read before the batch): dropped in any order."""
     out = list(batch)
     for g in batch:
@@ -126,61 +129,92 @@ def _same_mask(what: str, want: MinuteMask | None, got: MinuteMask | None) -> No
     if (want is None) != (got is None) or (want and got and (want.base, want.bits) != (got.base, got.bits)):
         w, g = _minutes(want), _minutes(got)
         only = None if w is None or g is None else (sorted(w - g)[:5], sorted(g - w)[:5])
-        raise Mismatch(f"{what}: base service {want and want.base} arrays {got and got.base}; "
-                       f"share-minutes only in (service, arrays): {only}")
+        raise Mismatch(f"{what}: base reference {want and want.base} service {got and got.base}; "
+                       f"share-minutes only in (reference, service): {only}")
 
 
-def verify(seeds: int, batches: int, ledger_cls: type[ArrayActivityLedger] = ArrayActivityLedger) -> dict[str, Any]:
-    counts = {"batches": 0, "groups": 0, "pool_minutes": 0, "masks": 0, "dropped_stale": 0}
+def _same_masks(where: str, a: ReferenceActivityLedger, b: ActivityLedger, workers: list[WorkerKey]) -> int:
+    for k in workers:
+        _same_mask(f"{where}: worker {k}", a.worker_mask(k), b.worker_mask(k))
+        _same_mask(f"{where}: miner {k[:2]}", a.miner_mask(k[:2]), b.miner_mask(k[:2]))
+    for k, want, got in zip(workers, a.worker_masks(workers), b.worker_masks(workers)):
+        _same_mask(f"{where}: worker {k} (read in a batch)", want, got)
+    return 2 * len(workers)
+
+
+def _restored(lateness_m: int, ledger: ReferenceActivityLedger | ActivityLedger,
+              cls: type[ReferenceActivityLedger] | type[ActivityLedger]) -> Any:
+    """A new ledger seeded as takeover.py seeds one: from the worker masks as stored."""
+    again = cls(lateness_m * MINUTE_MS)
+    again.restore({key: MinuteMask.from_row(*mask.as_row()) for key, mask in ledger.items()})
+    return again
+
+
+def verify(seeds: int, batches: int, ledger_cls: type[ActivityLedger] = ActivityLedger) -> dict[str, Any]:
+    counts = {"batches": 0, "groups": 0, "pool_minutes": 0, "masks": 0, "dropped_stale": 0,
+              "pruned": 0, "restores": 0}
     for seed in range(seeds):
         rng = random.Random(1000 + seed)
         lateness_m = LATENESS_M[seed % len(LATENESS_M)]
-        a = ActivityLedger(lateness_m * MINUTE_MS)
+        a = ReferenceActivityLedger(lateness_m * MINUTE_MS)
         b = ledger_cls(lateness_m * MINUTE_MS, capacity=64)  # exercises growth
-        horizon = a._horizon  # the service's, not the one under test
+        horizon = a._horizon  # the reference's, not the one under test
+        wm = 0
         for i, clean in enumerate(_stream(seed, batches, lateness_m)):
             batch = _stale(rng, a, clean, horizon)
             counts["dropped_stale"] += len(batch) - len(clean)
             want = a.observe(batch)
-            got = b.observe_groups([g[:3] for g in batch], np.array([g[3] for g in batch], dtype=np.int64)).as_dict()
+            got = b.observe(dict.fromkeys(batch) if i % 2 else batch)
             where = f"seed {seed} (lateness {lateness_m} min) batch {i} ({len(batch)} groups)"
             if want != got:
                 diff = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
                 raise Mismatch(f"{where}: {len(diff)} pool-minutes differ, first "
-                               + ", ".join(f"{k}: service {want.get(k)} arrays {got.get(k)}" for k in diff[:3]))
+                               + ", ".join(f"{k}: reference {want.get(k)} service {got.get(k)}" for k in diff[:3]))
             if len(a) != len(b):
                 raise Mismatch(f"{where}: {len(a)} workers != {len(b)}")
             counts["batches"] += 1
             counts["groups"] += len(batch)
             counts["pool_minutes"] += len(want)
-            if i % 25 == 24 or i == batches - 1:
+            wm = max([wm, *(g[3] for g in clean)])
+            everyone = i % 25 == 24 or i == batches - 1
+            if i % 20 == 19:
+                dropped = (a.prune(wm), b.prune(wm))
+                if dropped[0] != dropped[1] or len(a) != len(b):
+                    raise Mismatch(f"{where}: prune forgot {dropped} workers (reference, service), "
+                                   f"{len(a)} != {len(b)} left")
+                counts["pruned"] += dropped[0]
+                everyone = True
+            if i % 70 == 69:
+                rows = {k: m.as_row() for k, m in a.items()}
+                if rows != {k: m.as_row() for k, m in b.items()}:
+                    raise Mismatch(f"{where}: the stored worker rows differ")
+                a, b = _restored(lateness_m, a, ReferenceActivityLedger), _restored(lateness_m, b, ledger_cls)
+                counts["restores"] += 1
+                everyone = True
+            if everyone:
                 workers = [k for k, _ in a.items()]
             else:
                 workers = list({g[:3] for g in rng.sample(batch, min(10, len(batch)))})
                 workers += [_key(rng.randrange(1610)) for _ in range(10)]  # idle, unknown ones too
-            for k in workers:
-                _same_mask(f"{where}: worker {k}", a.worker_mask(k), b.worker_mask(k))
-                # The service keeps miner masks private; the bench reads them on purpose.
-                _same_mask(f"{where}: miner {k[:2]}", a._miners.get(k[:2]), b.miner_mask(k[:2]))
-                counts["masks"] += 2
+            counts["masks"] += _same_masks(where, a, b, workers)
     return {"mode": "verify", "seeds": seeds, "batches_per_seed": batches, **counts}
 
 
 # ---- timing ----
 
-Shape = tuple[list[list[Group]], list[tuple[list[tuple[str, str, str]], npt.NDArray[np.int64]]]]
+Batches = list[dict[Group, None]]
 
 
 def _bench_key(w: int) -> tuple[str, str, str]:
     return "main", f"bc1qbench{w // 4:06d}", f"rig{w % 4}"  # as aggregator_bench.py produces
 
 
-def _to_shape(groups: list[Group], batch: int) -> Shape:
-    batches = [groups[i:i + batch] for i in range(0, len(groups), batch)]
-    return batches, [([g[:3] for g in x], np.array([g[3] for g in x], dtype=np.int64)) for x in batches]
+def _to_shape(groups: list[Group], batch: int) -> Batches:
+    """The fold's dicts: a batch's distinct groups, in first-seen order."""
+    return [dict.fromkeys(groups[i:i + batch]) for i in range(0, len(groups), batch)]
 
 
-def _backlog(keys: int, seed: int) -> Shape:
+def _backlog(keys: int, seed: int) -> Batches:
     rng = random.Random(seed)
     names = [_bench_key(w) for w in range(keys)]
     groups: list[tuple[float, Group]] = []
@@ -191,7 +225,7 @@ def _backlog(keys: int, seed: int) -> Shape:
     return _to_shape([g for _, g in groups], 5_000)
 
 
-def _live(keys: int, seed: int) -> tuple[Shape, Shape]:
+def _live(keys: int, seed: int) -> tuple[Batches, Batches]:
     """(warm-up: one group per worker, untimed; the live stream)."""
     rng = random.Random(seed)
     names = [_bench_key(w) for w in range(keys)]
@@ -201,39 +235,26 @@ def _live(keys: int, seed: int) -> tuple[Shape, Shape]:
     return _to_shape(warm, 5_000), _to_shape(groups, 5_000)
 
 
-def _run_a(warm: Shape | None, shape: Shape) -> float:
-    ledger = ActivityLedger(MAX_LATENESS_MS)
-    for batch in warm[0] if warm else []:
+def _run(cls: type[ReferenceActivityLedger] | type[ActivityLedger], warm: Batches | None,
+         shape: Batches) -> tuple[float, float, int]:
+    """(seconds in observe, seconds reading back the masks of each batch's workers, pool-minutes out)."""
+    ledger = cls(MAX_LATENESS_MS)
+    for batch in warm or []:
         ledger.observe(batch)
+    touched = [sorted({g[:3] for g in batch}) for batch in shape]
     gc.collect()
-    observe = ledger.observe
-    t = time.perf_counter()
-    for batch in shape[0]:
-        observe(batch)
-    return time.perf_counter() - t
-
-
-def _run_b(warm: Shape | None, shape: Shape) -> tuple[float, float, float]:
-    """(seconds in rows, in observe_rows, in as_dict): observe_groups is the first two."""
-    ledger = ArrayActivityLedger(MAX_LATENESS_MS, capacity=100_000)
-    for keys, minutes in warm[1] if warm else []:
-        ledger.observe_groups(keys, minutes)
-    gc.collect()
-    rows_of, observe = ledger.rows, ledger.observe_rows
-    rows_s = arrays_s = 0.0
-    out = []
-    for keys, minutes in shape[1]:
+    observe, masks = ledger.observe, ledger.worker_masks
+    observe_s = masks_s = 0.0
+    out = 0
+    for batch, keys in zip(shape, touched):
         t0 = time.perf_counter()
-        rows = rows_of(keys)
+        out += len(observe(batch))
         t1 = time.perf_counter()
-        out.append(observe(rows, minutes))
-        t2 = time.perf_counter()
-        rows_s += t1 - t0
-        arrays_s += t2 - t1
-    t = time.perf_counter()
-    for cols in out:
-        cols.as_dict()
-    return rows_s, arrays_s, time.perf_counter() - t
+        for mask in masks(keys):
+            mask.as_row()  # type: ignore[union-attr]
+        masks_s += time.perf_counter() - t1
+        observe_s += t1 - t0
+    return observe_s, masks_s, out
 
 
 def _summary(a: list[float], b: list[float], n: int) -> dict[str, Any]:
@@ -246,24 +267,23 @@ def _summary(a: list[float], b: list[float], n: int) -> dict[str, Any]:
 
 def timed(runs: int, keys: int) -> dict[str, Any]:
     out: dict[str, Any] = {"mode": "time", "keys": keys, "runs": runs}
-    backlog = _backlog(keys, 1)
     live_warm, live = _live(keys, 2)
-    shapes: dict[str, tuple[Shape | None, Shape]] = {"backlog": (None, backlog), "live": (live_warm, live)}
+    shapes: dict[str, tuple[Batches | None, Batches]] = {"backlog": (None, _backlog(keys, 1)),
+                                                         "live": (live_warm, live)}
     for name, (warm, shape) in shapes.items():
-        n = sum(len(x) for x in shape[0])
-        a_s: list[float] = []
-        b_s: list[float] = []
-        parts: dict[str, list[float]] = {"rows_ms": [], "arrays_ms": [], "as_dict_ms": []}
+        n = sum(len(x) for x in shape)
+        times: dict[str, list[float]] = {"a": [], "b": [], "a_masks": [], "b_masks": []}
         for _ in range(runs):
-            a_s.append(_run_a(warm, shape))
-            gc.collect()
-            rows_s, arrays_s, as_dict_s = _run_b(warm, shape)
-            b_s.append(rows_s + arrays_s)
-            for part, x in zip(parts, (rows_s, arrays_s, as_dict_s)):
-                parts[part].append(round(x * 1000, 1))
-            gc.collect()
-        out[name] = {"groups": n, "batches": len(shape[0]), **_summary(a_s, b_s, n),
-                     "b_parts": {**parts, **{f"median_{k}": statistics.median(v) for k, v in parts.items()}}}
+            for side, cls in (("a", ReferenceActivityLedger), ("b", ActivityLedger)):
+                observe_s, masks_s, pool_minutes = _run(cls, warm, shape)
+                times[side].append(observe_s)
+                times[f"{side}_masks"].append(masks_s)
+                gc.collect()
+        out[name] = {"groups": n, "batches": len(shape), "pool_minutes_out": pool_minutes,
+                     "observe": _summary(times["a"], times["b"], n),
+                     "mask_reads_ms": {k: [round(x * 1000, 1) for x in times[k]] for k in ("a_masks", "b_masks")},
+                     "mask_reads_median_time_b_over_a": round(statistics.median(
+                         y / x for x, y in zip(times["a_masks"], times["b_masks"])), 2)}
     return out
 
 

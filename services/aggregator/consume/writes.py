@@ -92,8 +92,8 @@ def worker_status_rows(
 ) -> list[WorkerStatusRow]:
     """Liveness rows (and share-minutes) of the workers a batch touched (no other worker's moved)."""
     rows = []
-    for key in keys:
-        mask = activity.worker_mask(key)
+    keys = list(keys)
+    for key, mask in zip(keys, activity.worker_masks(keys)):  # one gather for the batch, not one per key
         deadline = liveness.offline_deadline_ms(key)
         if deadline is None:
             continue

@@ -138,3 +138,55 @@ def test_mask_rows_round_trip() -> None:
         mask.add(minute, horizon_minutes=1_000)
     again = MinuteMask.from_row(*mask.as_row())
     assert (again.base, again.bits) == (mask.base, mask.bits) and again.base == T0 - 3
+
+
+def test_observe_takes_the_folds_dict() -> None:
+    """apply_fold hands over its dict of worker-minute -> stats: the keys are the groups."""
+    ledger = ActivityLedger(max_lateness_ms=DAY_MS)
+    by_list = ActivityLedger(max_lateness_ms=DAY_MS).observe([_key(T0), _key(T0 + 4, worker="w2")])
+    assert ledger.observe({_key(T0): object(), _key(T0 + 4, worker="w2"): object()}) == by_list
+    assert ledger.observe({}) == {} and len(ledger) == 2
+
+
+def test_pruned_rows_are_reused_so_churn_does_not_grow_memory() -> None:
+    """Every hour 500 workers never seen before share once; the hourly prune forgets the idle
+    ones, and the rows follow the live workers (~1,000), not the 25,000 ever seen."""
+    ledger = ActivityLedger(max_lateness_ms=60 * MINUTE_MS, capacity=64)
+    for hour in range(50):
+        minute = T0 + 60 * hour
+        added = ledger.observe([_key(minute, miner=f"m{hour}-{i // 4}", worker=f"w{i % 4}") for i in range(500)])
+        assert added[("main", minute * MINUTE_MS)] == [125, 500]
+        ledger.prune(minute * MINUTE_MS)
+        assert len(ledger) <= 1_000
+    assert ledger.rows_allocated <= 4_096
+    assert ledger.worker_mask(("main", "m0-0", "w0")) is None
+    assert ledger.worker_mask(("main", "m49-0", "w0")) == MinuteMask(T0 + 60 * 49, 1)
+
+
+def test_a_pruned_worker_seen_again_starts_afresh_and_survivors_keep_their_masks() -> None:
+    ledger = ActivityLedger(max_lateness_ms=60 * MINUTE_MS)  # horizon: 70 minutes
+    ledger.observe([_key(T0, worker="gone"), _key(T0, miner="m2", worker="idle"), _key(T0, miner="m2", worker="busy")])
+    ledger.observe([_key(T0 + 100, miner="m2", worker="busy")])
+    busy, m2 = ledger.worker_mask(("main", "m2", "busy")), ledger.miner_mask(("main", "m2"))
+    assert busy == MinuteMask(T0 + 30, 1 << 70)
+    assert ledger.prune((T0 + 100) * MINUTE_MS) == 2 and len(ledger) == 1
+    assert ledger.worker_mask(("main", "m", "gone")) is None and ledger.miner_mask(("main", "m")) is None
+    assert ledger.worker_mask(("main", "m2", "busy")) == busy and ledger.miner_mask(("main", "m2")) == m2
+    # Its miner went with it: both count all ten minutes again.
+    gone = ledger.observe([_key(T0 + 101, worker="gone")])
+    assert gone == {("main", (T0 + 101 + k) * MINUTE_MS): [1, 1] for k in range(10)}
+    # Its miner stayed (busy at T0+100 covers T0+100 .. T0+109): the miner adds T0+110 only.
+    idle = ledger.observe([_key(T0 + 101, miner="m2", worker="idle")])
+    assert idle == {("main", (T0 + 101 + k) * MINUTE_MS): [1 if k == 9 else 0, 1] for k in range(10)}
+
+
+def test_restore_replaces_a_workers_mask_and_adds_to_its_miners() -> None:
+    ledger = ActivityLedger(max_lateness_ms=DAY_MS)
+    ledger.observe([_key(T0), _key(T0 + 30, worker="w2")])
+    ledger.restore({("main", "m", "w"): MinuteMask(T0 + 50, 0b101), ("main", "m", "empty"): MinuteMask(T0, 0)})
+    assert ledger.worker_mask(("main", "m", "w")) == MinuteMask(T0 + 50, 0b101)
+    assert ledger.worker_mask(("main", "m", "empty")) is None and len(ledger) == 2
+    assert ledger.miner_mask(("main", "m")) == MinuteMask(T0, 1 | 1 << 30 | 1 << 50 | 1 << 52)
+    # The miner still covers T0 .. T0+9 and T0+50 .. T0+61: a share at T0+55 adds nothing for it.
+    assert ledger.observe([_key(T0 + 55, worker="w3")]) == {
+        ("main", (T0 + 55 + k) * MINUTE_MS): [0 if k < 7 else 1, 1] for k in range(10)}
