@@ -4,7 +4,8 @@ WindowAccumulator it replaced (issue 15), and the export reads of both, in one r
     .venv/bin/python bench/model_apply_bench.py [--runs 3] [--keys 100000]
 
 Inputs are built before timing: folded batches as the fold hands them to the model
-(dict of (pool, miner, worker, minute) -> MinuteStats, pool roll-ups precomputed),
+(dict of (pool, miner, worker, minute) -> MinuteStats for the old model, the same groups as
+columns for the service's (domain/groups.py), pool roll-ups precomputed),
 100,000 workers of 20,000 miners, batches of 5,000 groups:
   backlog  300,000 groups over 20 minutes of event time, +-1 minute of disorder;
   live     every worker warmed with one group (untimed), then 20,000 workers with a
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from services.aggregator.domain.accumulator import WindowAccumulator, WindowTotals  # noqa: E402
 from services.aggregator.domain.export_figures import miner_figures, worker_figures  # noqa: E402
+from services.aggregator.domain.groups import MinuteGroups  # noqa: E402
 from services.aggregator.domain.minutes import (  # noqa: E402
     MINUTE_MS,
     MinuteStats,
@@ -47,7 +49,7 @@ from services.aggregator.domain.minutes import (  # noqa: E402
 from services.aggregator.domain.model import PoolAggregate  # noqa: E402
 
 T0_MS = 1_780_000_000_000 - 1_780_000_000_000 % (60 * MINUTE_MS)  # an hour boundary
-Batch = tuple[dict[WorkerMinuteKey, MinuteStats], dict[PoolMinuteKey, MinuteStats]]
+Batch = tuple[dict[WorkerMinuteKey, MinuteStats], dict[PoolMinuteKey, MinuteStats], MinuteGroups]
 _UNITS = 2**80  # MinuteStats.difficulty_units per unit of difficulty
 
 
@@ -65,7 +67,7 @@ class PerKeyModel(PoolAggregate):
         super().__init__(prune_every_ms=None)
         self.workers = _PerKeyWorkers()  # type: ignore[assignment]
 
-    def _apply(self, deltas: dict[WorkerMinuteKey, MinuteStats],
+    def _apply(self, deltas: dict[WorkerMinuteKey, MinuteStats],  # type: ignore[override]
                pool_deltas: dict[PoolMinuteKey, MinuteStats]) -> None:
         add = self.workers.add
         observe = self.liveness.observe_minute
@@ -99,7 +101,7 @@ def _batches(groups: list[tuple[int, int]], rng: random.Random, size: int = 5_00
     out = []
     for i in range(0, len(groups), size):
         deltas = {(*_key(k), m): _stats(rng, m) for k, m in groups[i:i + size]}
-        out.append((deltas, roll_up_pools(deltas)))
+        out.append((deltas, roll_up_pools(deltas), MinuteGroups.of_deltas(deltas)))
     return out
 
 
@@ -123,8 +125,9 @@ def _live(keys: int) -> tuple[list[Batch], list[Batch]]:
 def _apply_all(model: PoolAggregate, batches: list[Batch]) -> float:
     gc.collect()
     t = time.perf_counter()
-    for deltas, pools in batches:
-        model._apply(deltas, pools)
+    per_key = isinstance(model, PerKeyModel)  # the old model takes the dict, the service's the columns
+    for deltas, pools, groups in batches:
+        model._apply(deltas if per_key else groups, pools)  # type: ignore[arg-type]
     return time.perf_counter() - t
 
 
@@ -176,7 +179,7 @@ def timed(runs: int, keys: int) -> dict[str, Any]:
             res["tick"][side].append(_tick(model, as_of + MINUTE_MS, side == "new", tick_keys))
             del model
     out: dict[str, Any] = {"keys": keys, "runs": runs, "groups": {
-        "backlog": sum(len(d) for d, _ in backlog), "live": sum(len(d) for d, _ in live)}}
+        "backlog": sum(len(d) for d, _, _ in backlog), "live": sum(len(d) for d, _, _ in live)}}
     for name, r in res.items():
         ratios = [o / n for o, n in zip(r["old"], r["new"], strict=True)]  # > 1: new is faster
         out[name] = {"old_s": [round(x, 4) for x in r["old"]], "new_s": [round(x, 4) for x in r["new"]],

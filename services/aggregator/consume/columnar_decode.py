@@ -31,6 +31,7 @@ from shared.kafka.deadletter import DeadLetter
 from shared.share_checks import ValidShare, valid_share
 
 from ..config import AggregatorSettings
+from ..domain.minutes import WorkerKey
 from ..domain.share import Share
 from .decoding import Decoded, decode_records
 
@@ -82,9 +83,19 @@ class ShareColumns:
     status: I64  # STATUS_CODES
     actual: F64  # 0.0 where none was reported (as MinuteStats.best_seen)
     slow: int = 0  # records the contract's models decided (valid_share could not prove them)
+    _numbering: tuple[I64, list[WorkerKey]] | None = None
 
     def __len__(self) -> int:
         return len(self.event_id)
+
+    def worker_numbers(self) -> tuple[I64, list[WorkerKey]]:
+        """Each row's worker as a dense int (numbered by first appearance) and the workers in
+        that order: worked out once per batch, for the fold's group-by and `auto`'s density."""
+        if self._numbering is None:
+            keys = list(zip(self.pool, self.miner, self.worker, strict=True))
+            number = dict(zip(dict.fromkeys(keys), range(len(keys)), strict=False))  # C-level: no frame per row
+            self._numbering = (np.fromiter(map(number.__getitem__, keys), np.int64, len(keys)), list(number))
+        return self._numbering
 
     @classmethod
     def of_shares(cls, shares: Sequence[Share], slow: int = 0) -> ShareColumns:
@@ -297,7 +308,7 @@ def decode_for_fold(records: Sequence[Record], wall_ms: int, settings: Aggregato
     decoded = decode_columns(records, wall_ms)
     columns = decoded.events.columns
     if mode == "auto" and len(columns) and len(columns) < settings.aggregator_fold_auto_shares_per_worker * len(
-            set(zip(columns.pool, columns.miner, columns.worker, strict=True))):
+            columns.worker_numbers()[1]):
         # Sparse: about one share per worker-minute group, where the group-by costs more than it saves.
         return Decoded(decoded.events.materialized(), decoded.letters)
     return Decoded(decoded.events, decoded.letters)

@@ -6,7 +6,8 @@ batch and replayed at takeover are identical; lateness is the running maximum
 of event times (what ingest_shares' loop computes, exactly); the fold is a
 group-by on (worker number, minute) where only groups become Python objects,
 listed in the order of their first event as fold_shares lists them; difficulty
-sums are exact (columnar_units.py). Everything per group is today's code.
+sums are exact (columnar_units.py). The model takes the groups as columns
+(domain/groups.py) made from the same arrays, so no group is walked to make them.
 """
 
 from __future__ import annotations
@@ -15,21 +16,23 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
-from operator import itemgetter, methodcaller
+from itertools import repeat
+from operator import itemgetter, methodcaller, truediv
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 from ..domain.dedup import Deduplicator
+from ..domain.groups import MinuteGroups
 from ..domain.lateness import MAX_LATENESS_MS
-from ..domain.minutes import MINUTE_MS, MinuteStats, WorkerMinuteKey
+from ..domain.minutes import MINUTE_MS, UNITS_PER_DIFFICULTY, MinuteStats, WorkerMinuteKey
 from ..domain.model import PoolAggregate, ShareBatchResult
 from .columnar_decode import ShareColumns
 from .columnar_units import group_units, unit_parts
 
-__all__ = ["Kept", "fold_columns", "ingest_columns", "lateness", "round_seconds", "shares_per_worker",
-           "stable_hashes"]
+__all__ = ["Kept", "fold_columns", "fold_groups", "ingest_columns", "lateness", "round_seconds",
+           "shares_per_worker", "stable_hashes"]
 
 I64 = npt.NDArray[np.int64]
 
@@ -57,27 +60,24 @@ def lateness(ts: I64, rows: I64, watermark_ms: int, limit_ms: int = MAX_LATENESS
     return Kept(rows[~too_late], int(late.sum()), int(too_late.sum()), int(before[-1]))
 
 
-def _worker_numbers(cols: ShareColumns, rows: I64) -> tuple[I64, list[tuple[str, str, str]]]:
-    """Each row's worker as a dense int (numbered by first appearance) and the workers in that order."""
-    at = rows.tolist()
-    keys = list(zip(map(cols.pool.__getitem__, at), map(cols.miner.__getitem__, at),
-                    map(cols.worker.__getitem__, at), strict=True))
-    number = dict(zip(dict.fromkeys(keys), range(len(keys)), strict=False))  # C-level: no frame per event
-    return np.fromiter(map(number.__getitem__, keys), np.int64, len(keys)), list(number)
-
-
 def shares_per_worker(cols: ShareColumns) -> float:
     """Shares per distinct worker in the batch: what `auto` decides on."""
     if len(cols) == 0:
         return 0.0
-    return len(cols) / len(set(zip(cols.pool, cols.miner, cols.worker, strict=True)))
+    return len(cols) / len(cols.worker_numbers()[1])
 
 
 def fold_columns(cols: ShareColumns, rows: I64) -> dict[WorkerMinuteKey, MinuteStats]:
     """fold_shares over the shares at `rows`, in the same dict order."""
+    return fold_groups(cols, rows)[0]
+
+
+def fold_groups(cols: ShareColumns, rows: I64) -> tuple[dict[WorkerMinuteKey, MinuteStats], MinuteGroups]:
+    """fold_columns, and the same groups as the model's columns (domain/groups.py)."""
     if len(rows) == 0:
-        return {}
-    worker, names = _worker_numbers(cols, rows)
+        return {}, MinuteGroups([], [], [], [], [], [])
+    numbers, names = cols.worker_numbers()
+    worker = numbers[rows]
     ts = cols.ts[rows]
     status = cols.status[rows]
     minute = ts - ts % MINUTE_MS  # numpy's % floors like Python's, negatives included
@@ -96,15 +96,18 @@ def fold_columns(cols: ShareColumns, rows: I64) -> dict[WorkerMinuteKey, MinuteS
     order = np.argsort(first_seen, kind="stable")  # fold_shares lists groups by their first event
     uniq = uniq[order]
     minutes = (first_minute + (uniq % span) * MINUTE_MS).tolist()
-    numbers = (uniq // span).tolist()
-    workers = itemgetter(*numbers)(names) if groups > 1 else (names[numbers[0]],)
+    numbers_at = (uniq // span).tolist()
+    workers = list(itemgetter(*numbers_at)(names)) if groups > 1 else [names[numbers_at[0]]]
     keys = map(tuple.__add__, workers, zip(minutes))
     counts = counts[order]
     ordered_units = itemgetter(*order.tolist())(units) if groups > 1 else (units[0],)
+    accepted, rejected, stale = counts[:, 0].tolist(), counts[:, 1].tolist(), counts[:, 2].tolist()
+    newest = last[order].tolist()
     # Only groups reach Python, built by C-level map/zip: no Python frame per group but MinuteStats'.
-    stats = map(MinuteStats, counts[:, 0].tolist(), counts[:, 1].tolist(), counts[:, 2].tolist(), ordered_units,
-                best[order].tolist(), last[order].tolist())
-    return dict(zip(keys, stats, strict=True))
+    stats = map(MinuteStats, accepted, rejected, stale, ordered_units, best[order].tolist(), newest)
+    columns = MinuteGroups(workers, minutes, accepted, counts.sum(axis=1).tolist(),
+                           list(map(truediv, ordered_units, repeat(UNITS_PER_DIFFICULTY, groups))), newest)
+    return dict(zip(keys, stats, strict=True)), columns
 
 
 def round_seconds(cols: ShareColumns, rows: I64) -> dict[tuple[str, int], int]:
@@ -155,5 +158,6 @@ def ingest_columns(model: PoolAggregate, cols: ShareColumns, rows: I64) -> Share
     kept = lateness(cols.ts, fresh, model.watermark_ms, model.max_lateness_ms)
     result.late, result.too_late = kept.late, kept.too_late
     model.watermark_ms = kept.watermark_ms
-    model.apply_fold(result, fold_columns(cols, kept.rows), round_seconds(cols, kept.rows))
+    deltas, groups = fold_groups(cols, kept.rows)
+    model.apply_fold(result, deltas, round_seconds(cols, kept.rows), groups)
     return result

@@ -93,14 +93,15 @@ def worker_status_rows(
     """Liveness rows (and share-minutes) of the workers a batch touched (no other worker's moved)."""
     rows = []
     keys = list(keys)
+    status = liveness.status
     for key, mask in zip(keys, activity.worker_masks(keys)):  # one gather for the batch, not one per key
-        deadline = liveness.offline_deadline_ms(key)
-        if deadline is None:
+        known = status(key)
+        if known is None:
             continue
-        nodes, connected_ms = liveness.connection_state(key) or ({}, 0)
+        deadline, last_share_ms, nodes, connected_ms = known
         rows.append(WorkerStatusRow(
             key[0], key[1], key[2],
-            last_share_ms=liveness.last_share_ms(key),
+            last_share_ms=last_share_ms,
             offline_after_ms=deadline,
             connected=any(c for _, c in nodes.values()) if nodes else None,
             connected_ms=connected_ms or None,

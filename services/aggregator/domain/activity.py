@@ -87,16 +87,20 @@ class ActivityLedger:
         """Worker-minutes (pool, miner, worker, minute start ms) that carry shares, in any
         order, repeats allowed -> {(pool, minute ms): [active miners added, active workers added]}."""
         groups = share_minutes if isinstance(share_minutes, list) else list(share_minutes)
-        if not groups:
+        return self.observe_groups([g[:3] for g in groups], [g[3] for g in groups])  # type: ignore[misc]
+
+    def observe_groups(self, keys: Sequence[WorkerKey], minute_ms: Sequence[int]) -> dict[tuple[str, int], list[int]]:
+        """`observe` on the same worker-minutes as two columns: each group's worker and minute start."""
+        if not keys:
             return {}
         get = self._worker_rows.get
-        ids = [get(g[:3], -1) for g in groups]  # the common case once warm: all known
+        ids = [get(key, -1) for key in keys]  # the common case once warm: all known
         if -1 in ids:
-            self._add_workers(list(dict.fromkeys(g[:3] for g, i in zip(groups, ids) if i < 0)))
+            self._add_workers(list(dict.fromkeys(key for key, i in zip(keys, ids) if i < 0)))
             get = self._worker_rows.get
-            ids = [i if i >= 0 else get(g[:3], -1) for i, g in zip(ids, groups)]
+            ids = [i if i >= 0 else get(key, -1) for i, key in zip(ids, keys)]
         rows = np.array(ids, dtype=np.int64)
-        minutes = np.array([g[3] for g in groups], dtype=np.int64) // MINUTE_MS
+        minutes = np.array(minute_ms, dtype=np.int64) // MINUTE_MS
         return self._observe_rows(rows, minutes)
 
     def _observe_rows(self, w_rows: I64, t: I64) -> dict[tuple[str, int], list[int]]:

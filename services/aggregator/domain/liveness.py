@@ -42,7 +42,7 @@ backfill.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -126,32 +126,51 @@ class Liveness:
         """A batch of `shares` shares (of which `accepted`, worth `difficulty` in all),
         at or before `last_share_ms` and within one rate bucket (a folded minute:
         pass its minute start as `first_ts_ms`)."""
-        if shares <= 0:
-            return
-        w = self._workers.get(key)
-        if w is None:
-            w = self._workers[key] = _Worker(0)
-        if w.first_ms == 0 or first_ts_ms < w.first_ms:
-            w.first_ms = first_ts_ms
-        b = last_share_ms // self._bucket_ms
-        if b > w.bucket:
-            adjacent = b == w.bucket + 1
-            w.count_prev = w.count_cur if adjacent else 0
-            w.work_prev = w.work_cur if adjacent else 0.0
-            w.count_cur = 0
-            w.work_cur = 0.0
-            w.bucket = b
-        if b == w.bucket:
-            w.count_cur += shares
-            w.work_cur += difficulty
-        elif b == w.bucket - 1:
-            w.count_prev += shares
-            w.work_prev += difficulty
-        if accepted > 0 and first_ts_ms >= w.share_difficulty_ms:
-            w.share_difficulty = difficulty / accepted
-            w.share_difficulty_ms = first_ts_ms
-        w.last_share_ms = max(w.last_share_ms, last_share_ms)
-        w.threshold_ms = 0
+        self.observe_minutes((key,), (first_ts_ms,), (shares,), (last_share_ms,), (accepted,), (difficulty,))
+
+    def observe_minutes(
+        self,
+        keys: Sequence[WorkerKey],
+        first_ts_ms: Sequence[int],
+        shares: Sequence[int],
+        last_share_ms: Sequence[int],
+        accepted: Sequence[int],
+        difficulty: Sequence[float],
+    ) -> None:
+        """`observe_minute` for each group of a batch, in order (columns of equal length); a
+        group without shares or without a last share (0: a row of blocks only) is skipped."""
+        workers = self._workers
+        get = workers.get
+        bucket_ms = self._bucket_ms
+        for key, first, n, last, acc, work in zip(keys, first_ts_ms, shares, last_share_ms, accepted, difficulty,
+                                                  strict=True):
+            if n <= 0 or not last:
+                continue
+            w = get(key)
+            if w is None:
+                w = workers[key] = _Worker(0)
+            if w.first_ms == 0 or first < w.first_ms:
+                w.first_ms = first
+            b = last // bucket_ms
+            if b > w.bucket:
+                adjacent = b == w.bucket + 1
+                w.count_prev = w.count_cur if adjacent else 0
+                w.work_prev = w.work_cur if adjacent else 0.0
+                w.count_cur = 0
+                w.work_cur = 0.0
+                w.bucket = b
+            if b == w.bucket:
+                w.count_cur += n
+                w.work_cur += work
+            elif b == w.bucket - 1:
+                w.count_prev += n
+                w.work_prev += work
+            if acc > 0 and first >= w.share_difficulty_ms:
+                w.share_difficulty = work / acc
+                w.share_difficulty_ms = first
+            if last > w.last_share_ms:
+                w.last_share_ms = last
+            w.threshold_ms = 0
 
     def observe_connection(
         self, key: WorkerKey, node: str, state: Literal["connected", "disconnected"], ts_ms: int
@@ -166,16 +185,10 @@ class Liveness:
         if connected and ts_ms > w.connected_ms:
             w.connected_ms = ts_ms
 
-    def connection_state(self, key: WorkerKey) -> tuple[dict[str, tuple[int, bool]], int] | None:
-        """(each node's newest (ts_ms, connected), newest connect ts_ms), to persist;
-        None for an unknown worker."""
-        w = self._workers.get(key)
-        return None if w is None else (dict(w.nodes or {}), w.connected_ms)
-
     def restore_connections(
         self, key: WorkerKey, nodes: dict[str, tuple[int, bool]], connected_ms: int
     ) -> None:
-        """Put back what `connection_state` returned (merging with anything newer)."""
+        """Put back the connections `status` returned (merging with anything newer)."""
         w = self._worker(key)
         for node, (ts_ms, connected) in nodes.items():
             self.observe_connection(key, node, "connected" if connected else "disconnected", ts_ms)
@@ -219,12 +232,21 @@ class Liveness:
     def offline_deadline_ms(self, key: WorkerKey) -> int | None:
         """When the worker is (or was) declared offline if nothing more is heard."""
         w = self._workers.get(key)
-        if w is None:
-            return None
+        return None if w is None else self._deadline(w)
+
+    def _deadline(self, w: _Worker) -> int:
         gone = _disconnected_at(w)
         if gone is not None:
             return gone
         return max(w.last_share_ms, w.connected_ms) + self._threshold(w)
+
+    def status(self, key: WorkerKey) -> tuple[int, int | None, dict[str, tuple[int, bool]], int] | None:
+        """(offline_deadline_ms, last_share_ms, each node's newest (ts_ms, connected), newest
+        connect ts_ms) in one lookup, to persist a worker's row; None for an unknown worker."""
+        w = self._workers.get(key)
+        if w is None:
+            return None
+        return self._deadline(w), w.last_share_ms or None, dict(w.nodes or {}), w.connected_ms
 
     def is_online(self, key: WorkerKey, now_ms: int) -> bool:
         w = self._workers.get(key)

@@ -23,6 +23,7 @@ from .share import Share
 __all__ = [
     "DIFFICULTY_SCALE",
     "MINUTE_MS",
+    "UNITS_PER_DIFFICULTY",
     "MinuteStats",
     "PoolMinuteKey",
     "WorkerKey",
@@ -37,7 +38,7 @@ __all__ = [
 
 MINUTE_MS: Final = 60_000
 DIFFICULTY_SCALE: Final = 2.0**80
-_SCALE_INT: Final = 2**80
+UNITS_PER_DIFFICULTY: Final = 2**80
 
 WorkerKey: TypeAlias = tuple[str, str, str]  # (pool, miner, worker)
 WorkerMinuteKey: TypeAlias = tuple[str, str, str, int]  # (pool, miner, worker, minute_start_ms)
@@ -77,7 +78,7 @@ class MinuteStats:
     @property
     def difficulty_accepted(self) -> float:
         # int / int is correctly rounded in Python, and the divisor is a power of two.
-        return self.difficulty_units / _SCALE_INT
+        return self.difficulty_units / UNITS_PER_DIFFICULTY
 
     @property
     def best_difficulty(self) -> float | None:

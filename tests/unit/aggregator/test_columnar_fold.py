@@ -12,13 +12,21 @@ import pytest
 
 from services.aggregator.config import AggregatorSettings
 from services.aggregator.consume.columnar_decode import ColumnarEvents, decode_columns, decode_for_fold
-from services.aggregator.consume.columnar_fold import fold_columns, ingest_columns, lateness, round_seconds, stable_hashes
+from services.aggregator.consume.columnar_fold import (
+    fold_columns,
+    fold_groups,
+    ingest_columns,
+    lateness,
+    round_seconds,
+    stable_hashes,
+)
 from services.aggregator.consume.decoding import decode_records
 from services.aggregator.consume.fold import Folded, fold_partition
 from services.aggregator.consume.takeover import new_model
 from services.aggregator.consume.writes import merge_deltas
 from services.aggregator.domain.blocks import fold_round_seconds
 from services.aggregator.domain.dedup import stable_hash64
+from services.aggregator.domain.groups import MinuteGroups
 from services.aggregator.domain.minutes import fold_shares
 from services.aggregator.domain.model import PoolAggregate
 
@@ -226,6 +234,17 @@ def test_fold_and_round_seconds_keep_todays_dict_order() -> None:
     assert list(fold_columns(cols, rows).items()) == list(fold_shares(shares).items())
     assert list(round_seconds(cols, rows).items()) == list(fold_round_seconds(shares).items())
     assert fold_columns(cols, rows[:0]) == {}
+
+
+@pytest.mark.parametrize("step", [1, 2, 7])
+def test_the_models_columns_are_the_dicts_groups_in_its_order(step: int) -> None:
+    # Rows a partition picks out of the batch: the batch-wide worker numbers must not leak in.
+    cols = decode_columns(random_stream(12, 1_000), NOW_MS).events.columns
+    rows = np.arange(step - 1, len(cols), step, dtype=np.int64)
+    deltas, groups = fold_groups(cols, rows)
+    assert groups == MinuteGroups.of_deltas(deltas)
+    assert len(groups) == len(deltas) > 0
+    assert fold_groups(cols, rows[:0]) == ({}, MinuteGroups.of_deltas({}))
 
 
 def test_lateness_matches_the_loop() -> None:

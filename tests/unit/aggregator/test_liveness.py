@@ -183,3 +183,23 @@ def test_active_workers_and_miners_per_pool() -> None:
     assert live.active_miners(T0_MS + 1, "alt") == 1
     assert live.prune(T0_MS + 1, retention_ms=30 * MIN) == 1
     assert len(live) == 4
+
+
+def test_status_is_what_a_worker_row_persists_in_one_read() -> None:
+    live = Liveness()
+    assert live.status(W) is None
+    live.observe_minute(W, minute_start(T0_MS), 3, T0_MS + 5_000, 3, 96.0)
+    assert live.status(W) == (live.offline_deadline_ms(W), T0_MS + 5_000, {}, 0)
+    live.observe_connection(W, "n1", "connected", T0_MS + 6_000)
+    live.observe_connection(W, "n2", "disconnected", T0_MS + 7_000)
+    deadline, last, nodes, connected_ms = live.status(W)  # type: ignore[misc]
+    assert (deadline, last, connected_ms) == (live.offline_deadline_ms(W), T0_MS + 5_000, T0_MS + 6_000)
+    assert nodes == {"n1": (T0_MS + 6_000, True), "n2": (T0_MS + 7_000, False)}
+    nodes["n3"] = (0, True)  # a copy: the caller's rows never alias the state
+    live.observe_connection(W, "n1", "disconnected", T0_MS + 8_000)
+    assert live.status(W) == (T0_MS + 8_000, T0_MS + 5_000,
+                              {"n1": (T0_MS + 8_000, False), "n2": (T0_MS + 7_000, False)}, T0_MS + 6_000)
+    # A worker known by its shares alone: no connection state.
+    only_share = ("main", "m1", "w2")
+    live.observe_share(only_share, T0_MS)
+    assert live.status(only_share)[1:] == (T0_MS, {}, 0)  # type: ignore[index]

@@ -44,7 +44,7 @@ def test_a_connected_worker_without_shares_keeps_its_difficulty() -> None:
     assert model._assigned_difficulty[("main", "m1", "new")] == 16.0
 
 
-def test_prunes_at_most_once_an_hour_of_event_time() -> None:
+def test_prunes_once_an_hour_of_event_time_counted_from_the_first_share() -> None:
     model = PoolAggregate()
     calls: list[int] = []
     original = model.prune
@@ -56,4 +56,5 @@ def test_prunes_at_most_once_an_hour_of_event_time() -> None:
     model.prune = counting  # type: ignore[method-assign]
     for minute in range(0, 3 * 60 + 1, 5):
         model.ingest_shares([share(T0_MS + minute * MIN)])
-    assert calls == [T0_MS, T0_MS + HOUR, T0_MS + 2 * HOUR, T0_MS + 3 * HOUR]
+    # Not at the first batch: every worker it holds has just shared.
+    assert calls == [T0_MS + HOUR, T0_MS + 2 * HOUR, T0_MS + 3 * HOUR]
