@@ -17,7 +17,7 @@ gives views on the same columns, so only fold.py's groups become objects.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Annotated, Final, Literal, overload
 
@@ -83,7 +83,8 @@ class ShareColumns:
     status: I64  # STATUS_CODES
     actual: F64  # 0.0 where none was reported (as MinuteStats.best_seen)
     slow: int = 0  # records the contract's models decided (valid_share could not prove them)
-    _numbering: tuple[I64, list[WorkerKey]] | None = None
+    # worker_numbers' cache: derived from the columns, so neither an argument nor compared.
+    _numbering: tuple[I64, list[WorkerKey]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.event_id)
